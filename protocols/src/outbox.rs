@@ -1,0 +1,71 @@
+//! The bounded output queue every state machine writes into.
+//!
+//! A state machine never performs an effect: it pushes data describing the effect (send this
+//! message, arm this timer, emit this event) into an [`Outbox`] owned by the caller. The caller
+//! drains it after every `handle` call, so the bound is per call, not per lifetime.
+
+/// Caller-owned, bounded queue of outputs.
+#[derive(Debug)]
+pub struct Outbox<T> {
+    items: Vec<T>,
+    len_max: usize,
+}
+
+impl<T> Outbox<T> {
+    /// Creates an outbox holding at most `len_max` items between drains.
+    pub fn new(len_max: usize) -> Self {
+        assert!(len_max > 0);
+        Self { items: Vec::with_capacity(len_max.min(1024)), len_max }
+    }
+
+    /// Appends one output.
+    ///
+    /// # Panics
+    /// When the outbox is full. Every handler has a documented maximum number of outputs per
+    /// call and the driver drains after every call, so overflowing is a programming error.
+    pub fn push(&mut self, item: T) {
+        assert!(
+            self.items.len() < self.len_max,
+            "outbox overflow: more than {} outputs without a drain",
+            self.len_max
+        );
+        self.items.push(item);
+    }
+
+    /// Number of queued outputs.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The bound given at construction.
+    pub fn len_max(&self) -> usize {
+        self.len_max
+    }
+
+    /// Removes and yields every queued output, oldest first.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, T> {
+        self.items.drain(..)
+    }
+
+    /// Queued outputs, oldest first, without removing them.
+    pub fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.items.iter()
+    }
+
+    /// Removes everything and returns it (tests compare exact output sequences with this).
+    pub fn take(&mut self) -> Vec<T> {
+        std::mem::take(&mut self.items)
+    }
+}
+
+impl<T> Default for Outbox<T> {
+    /// An outbox with the default bound of 65,536 items between drains.
+    fn default() -> Self {
+        Self::new(65_536)
+    }
+}

@@ -1,0 +1,9 @@
+//! The one binary encoding of every inter-node message (DESIGN §5, docs/protocols/wire.md).
+//!
+//! Every frame starts with a version byte and a message-type byte. Decoding treats its input
+//! as hostile: every length is checked against the remaining input *and* a configured bound
+//! before anything is allocated, and every failure is a typed [`DecodeError`], never a panic.
+
+mod primitives;
+
+pub use primitives::{decode_list, encode_list, DecodeError, Limits, Reader, Wire, Writer, WIRE_VERSION};
