@@ -1,0 +1,1 @@
+//! Shared helpers for the criterion benches (the benches live in `benches/benches/`).

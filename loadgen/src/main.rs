@@ -1,0 +1,5 @@
+//! `shoal-loadgen`: cluster simulations and benchmarks.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
