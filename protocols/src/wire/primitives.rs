@@ -304,7 +304,7 @@ impl Wire for NodeName {
         let text = r.short_str("node name")?;
         name::validate(text)
             .map_err(|e| DecodeError::Invalid { what: "node name", reason: e.to_string() })?;
-        NodeName::parse(text)
+        Self::parse(text)
             .map_err(|e| DecodeError::Invalid { what: "node name", reason: e.to_string() })
     }
 }
