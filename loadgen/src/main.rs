@@ -1,5 +1,29 @@
-//! `shoal-loadgen`: cluster simulations and benchmarks.
+//! `shoal-loadgen`: benchmarks of shoal.
+//!
+//! `sim` runs the deterministic cluster simulator (docs/SIMULATION.md). Transport workloads
+//! arrive with the transport issue.
+
+mod rss;
+mod sim;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "shoal-loadgen", version, about = "Benchmarks and simulations of shoal clusters")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a deterministic cluster simulation (same seed, same output, byte for byte).
+    Sim(sim::SimArgs),
+}
 
 fn main() -> anyhow::Result<()> {
-    Ok(())
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Sim(args) => sim::run(args),
+    }
 }

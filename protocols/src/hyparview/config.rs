@@ -55,6 +55,17 @@ pub struct Config {
     /// After a NEIGHBOR rejection the candidate is not asked again for this long, in ms.
     /// Default 1,000 (guess: one base backoff).
     pub rejected_backoff_ms: u64,
+    /// Peers dropped from the passive view after `max_fail_count` failures are remembered in a
+    /// bounded "failed" list and one of them is probed with a high-priority NEIGHBOR every
+    /// this many ms. A probe that succeeds bridges a healed partition, which passive views
+    /// alone cannot do once both sides have full active views. Default 30,000 (guess, after
+    /// Serf's reconnect interval).
+    pub reconnect_period_ms: u64,
+    /// How long a failed peer is remembered for reconnection probes, in ms. Default 3,600,000
+    /// (guess: partitions longer than an hour need an operator).
+    pub reconnect_timeout_ms: u64,
+    /// Bound of the failed list, in peers. Default 32 (guess).
+    pub failed_len_max: usize,
 }
 
 impl Default for Config {
@@ -79,6 +90,9 @@ impl Default for Config {
             pending_timeout_ms: 30_000,
             contact_retry_ms: 5_000,
             rejected_backoff_ms: 1_000,
+            reconnect_period_ms: 30_000,
+            reconnect_timeout_ms: 3_600_000,
+            failed_len_max: 32,
         }
     }
 }
@@ -141,6 +155,7 @@ impl Config {
             ("pending_timeout_ms", self.pending_timeout_ms),
             ("contact_retry_ms", self.contact_retry_ms),
             ("churn_window_ms", self.churn_window_ms),
+            ("reconnect_period_ms", self.reconnect_period_ms),
         ] {
             if v == 0 {
                 return err(key, &v, "use a value >= 1 ms");

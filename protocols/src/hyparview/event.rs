@@ -55,6 +55,8 @@ pub enum Timer<P> {
     ContactRetry,
     /// Retry promotion from the passive view (some candidates were in backoff).
     Promote,
+    /// Probe one peer of the failed list (partition healing).
+    Reconnect,
     /// Backstop of the pending operation `op_id` towards `peer`. A newer operation towards the
     /// same peer has a different id, so an old backstop can never clobber it.
     PendingTimeout {

@@ -1,0 +1,720 @@
+//! The HyParView state machine.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::passive::{PassiveEntry, PassiveView};
+use super::{Config, DownReason, Event, InEvent, Message, OutEvent, Priority, Timer};
+use crate::outbox::Outbox;
+use crate::rng::Rng;
+use crate::PeerId;
+
+/// Counters of what the state machine did. Monotonic; never reset.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// JOIN messages received.
+    pub joins_received: u64,
+    /// FORWARD_JOIN messages received.
+    pub forward_joins_received: u64,
+    /// NEIGHBOR requests received.
+    pub neighbor_requests_received: u64,
+    /// NEIGHBOR requests we accepted.
+    pub neighbor_requests_accepted: u64,
+    /// NEIGHBOR requests we rejected.
+    pub neighbor_requests_rejected: u64,
+    /// NEIGHBOR requests we sent (promotions from the passive view and walk ends).
+    pub neighbor_requests_sent: u64,
+    /// Shuffle walks we started.
+    pub shuffles_started: u64,
+    /// SHUFFLE messages received (forwarded or answered).
+    pub shuffles_received: u64,
+    /// Pending operations whose backstop fired.
+    pub pending_timeouts: u64,
+    /// Reconnection probes sent to failed peers.
+    pub reconnect_probes: u64,
+    /// Active peers evicted to make room.
+    pub evictions: u64,
+    /// Active links that failed.
+    pub active_failures: u64,
+    /// Passive entries dropped for reaching `max_fail_count`.
+    pub passive_dropped_failed: u64,
+    /// Passive entries dropped for age.
+    pub passive_dropped_aged: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PendingKind {
+    Join,
+    Neighbor(Priority),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Pending {
+    kind: PendingKind,
+    op_id: u64,
+}
+
+/// Upper bound on active-view churn timestamps kept for the adaptive shuffle period; the
+/// period only distinguishes "more than 10 events", so a few more than that suffice.
+const CHURN_SAMPLES_MAX: usize = 16;
+
+/// HyParView membership of one node.
+///
+/// Drive it with [`State::handle`]; every effect comes out as an [`OutEvent`]. One call pushes
+/// at most `3 · active_size + passive_size + 8` outputs (a JOIN at a full node: an eviction,
+/// a reply, `active_size` FORWARD_JOINs and the promotions that follow).
+#[derive(Clone, Debug)]
+pub struct State<P> {
+    me: P,
+    config: Config,
+    rng: Rng,
+    active: Vec<P>,
+    passive: PassiveView<P>,
+    pending: BTreeMap<P, Pending>,
+    contacts: Vec<P>,
+    left: bool,
+    joining: bool,
+    next_op_id: u64,
+    shuffle_armed: bool,
+    cleanup_armed: bool,
+    contact_retry_armed: bool,
+    promote_armed: bool,
+    reconnect_armed: bool,
+    churn_ms: VecDeque<u64>,
+    last_shuffle_sample: Vec<P>,
+    /// Peers dropped for failures, with the local time they were dropped (oldest first).
+    failed: VecDeque<(P, u64)>,
+    stats: Stats,
+}
+
+impl<P: PeerId> State<P> {
+    /// Creates the membership state of node `me`.
+    ///
+    /// # Panics
+    /// If `config` breaks a documented bound ([`Config::validate`] reports which).
+    pub fn new(me: P, config: Config, rng: Rng) -> Self {
+        if let Err(e) = config.validate() {
+            panic!("{e}");
+        }
+        let passive = PassiveView::new(config.passive_size);
+        Self {
+            me,
+            active: Vec::with_capacity(config.active_size),
+            passive,
+            config,
+            rng,
+            pending: BTreeMap::new(),
+            contacts: Vec::new(),
+            left: false,
+            joining: false,
+            next_op_id: 0,
+            shuffle_armed: false,
+            cleanup_armed: false,
+            contact_retry_armed: false,
+            promote_armed: false,
+            reconnect_armed: false,
+            failed: VecDeque::new(),
+            churn_ms: VecDeque::with_capacity(CHURN_SAMPLES_MAX),
+            last_shuffle_sample: Vec::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// This node's identity.
+    pub fn me(&self) -> &P {
+        &self.me
+    }
+
+    /// The active view (symmetric links), in insertion order.
+    pub fn active_view(&self) -> &[P] {
+        &self.active
+    }
+
+    /// The passive view with each entry's failure record.
+    pub fn passive_view(&self) -> &[PassiveEntry<P>] {
+        self.passive.entries()
+    }
+
+    /// Whether `peer` is in the active view.
+    pub fn is_active(&self, peer: &P) -> bool {
+        self.active.contains(peer)
+    }
+
+    /// Whether the node has left (after [`InEvent::Leave`], until the next [`InEvent::Join`]).
+    pub fn has_left(&self) -> bool {
+        self.left
+    }
+
+    /// Peers with an outstanding JOIN or NEIGHBOR request.
+    pub fn pending_peers(&self) -> impl Iterator<Item = &P> {
+        self.pending.keys()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Feeds one input. `now_ms` is the local monotonic time and must never go backwards.
+    pub fn handle(&mut self, now_ms: u64, event: InEvent<P>, out: &mut Outbox<OutEvent<P>>) {
+        match event {
+            InEvent::Message { from, message } => {
+                if from == self.me {
+                    return; // A message claiming to come from ourselves is a driver bug or a loop.
+                }
+                match message {
+                    Message::Join => self.on_join(now_ms, from, out),
+                    Message::ForwardJoin { peer, ttl } => {
+                        self.on_forward_join(now_ms, from, peer, ttl, out)
+                    }
+                    Message::Neighbor { priority } => self.on_neighbor(now_ms, from, priority, out),
+                    Message::NeighborReply { accepted } => {
+                        self.on_neighbor_reply(now_ms, from, accepted, out)
+                    }
+                    Message::Disconnect { leaving } => {
+                        self.on_disconnect(now_ms, from, leaving, out)
+                    }
+                    Message::Shuffle { origin, ttl, peers } => {
+                        self.on_shuffle(now_ms, from, origin, ttl, peers, out)
+                    }
+                    Message::ShuffleReply { peers } => self.on_shuffle_reply(now_ms, from, peers, out),
+                }
+            }
+            InEvent::PeerFailed(peer) => self.on_peer_failed(now_ms, peer, out),
+            InEvent::TimerExpired(timer) => self.on_timer(now_ms, timer, out),
+            InEvent::Join(contacts) => self.join(now_ms, contacts, out),
+            InEvent::Leave => self.leave(out),
+        }
+        self.check_invariants();
+    }
+
+    fn join(&mut self, now_ms: u64, contacts: Vec<P>, out: &mut Outbox<OutEvent<P>>) {
+        self.left = false;
+        self.joining = true;
+        self.contacts = contacts.into_iter().filter(|c| c != &self.me).collect();
+        self.contacts.sort();
+        self.contacts.dedup();
+        self.arm_periodic_timers(out);
+        if self.active.is_empty() {
+            self.send_joins(now_ms, out);
+        }
+        if !self.contact_retry_armed {
+            self.contact_retry_armed = true;
+            let after_ms = self.config.contact_retry_ms;
+            out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::ContactRetry });
+        }
+    }
+
+    fn send_joins(&mut self, now_ms: u64, out: &mut Outbox<OutEvent<P>>) {
+        for contact in self.contacts.clone() {
+            if self.active.contains(&contact) || self.pending.contains_key(&contact) {
+                continue;
+            }
+            self.start_pending(now_ms, contact.clone(), PendingKind::Join, out);
+            out.push(OutEvent::SendMessage { to: contact, message: Message::Join });
+        }
+    }
+
+    fn leave(&mut self, out: &mut Outbox<OutEvent<P>>) {
+        for peer in std::mem::take(&mut self.active) {
+            out.push(OutEvent::SendMessage {
+                to: peer.clone(),
+                message: Message::Disconnect { leaving: true },
+            });
+            out.push(OutEvent::DisconnectPeer(peer.clone()));
+            out.push(OutEvent::EmitEvent(Event::PeerDown(peer, DownReason::LocalLeave)));
+        }
+        self.pending.clear();
+        self.left = true;
+        self.joining = false;
+        out.push(OutEvent::EmitEvent(Event::Left));
+    }
+
+    fn on_join(&mut self, now_ms: u64, from: P, out: &mut Outbox<OutEvent<P>>) {
+        self.stats.joins_received += 1;
+        if self.left {
+            out.push(OutEvent::SendMessage { to: from, message: Message::NeighborReply { accepted: false } });
+            return;
+        }
+        self.add_active(now_ms, from.clone(), out);
+        out.push(OutEvent::SendMessage {
+            to: from.clone(),
+            message: Message::NeighborReply { accepted: true },
+        });
+        // Paper §4.2: the contact starts one random walk through each of its other neighbours.
+        let ttl = self.config.arwl;
+        for peer in self.active.iter().filter(|p| **p != from) {
+            out.push(OutEvent::SendMessage {
+                to: peer.clone(),
+                message: Message::ForwardJoin { peer: from.clone(), ttl },
+            });
+        }
+    }
+
+    fn on_forward_join(
+        &mut self,
+        now_ms: u64,
+        from: P,
+        peer: P,
+        ttl: u8,
+        out: &mut Outbox<OutEvent<P>>,
+    ) {
+        self.stats.forward_joins_received += 1;
+        if self.left || peer == self.me {
+            return;
+        }
+        if ttl == 0 || self.active.len() <= 1 {
+            self.request_neighbor(now_ms, peer, Priority::High, out);
+            return;
+        }
+        if ttl == self.config.prwl && !self.active.contains(&peer) {
+            self.passive.insert(peer.clone(), now_ms, &[], &mut self.rng);
+        }
+        let candidates: Vec<P> =
+            self.active.iter().filter(|p| **p != from && **p != peer).cloned().collect();
+        match self.rng.choose(&candidates) {
+            Some(next) => out.push(OutEvent::SendMessage {
+                to: next.clone(),
+                message: Message::ForwardJoin { peer, ttl: ttl - 1 },
+            }),
+            // Nowhere to walk: the walk ends here.
+            None => self.request_neighbor(now_ms, peer, Priority::High, out),
+        }
+    }
+
+    fn on_neighbor(&mut self, now_ms: u64, from: P, priority: Priority, out: &mut Outbox<OutEvent<P>>) {
+        self.stats.neighbor_requests_received += 1;
+        let accepted = !self.left
+            && (self.active.contains(&from)
+                || priority == Priority::High
+                || self.active.len() < self.config.active_size);
+        if accepted {
+            self.stats.neighbor_requests_accepted += 1;
+            self.add_active(now_ms, from.clone(), out);
+        } else {
+            self.stats.neighbor_requests_rejected += 1;
+        }
+        out.push(OutEvent::SendMessage { to: from, message: Message::NeighborReply { accepted } });
+    }
+
+    fn on_neighbor_reply(&mut self, now_ms: u64, from: P, accepted: bool, out: &mut Outbox<OutEvent<P>>) {
+        let pending = self.pending.remove(&from);
+        if accepted {
+            if self.left {
+                // We left meanwhile; undo the peer's half of the link.
+                out.push(OutEvent::SendMessage { to: from.clone(), message: Message::Disconnect { leaving: true } });
+                out.push(OutEvent::DisconnectPeer(from));
+                return;
+            }
+            if pending.is_none()
+                && !self.active.contains(&from)
+                && self.active.len() >= self.config.active_size
+            {
+                // An answer to a request whose backstop already fired, and we filled up since:
+                // tell the peer to drop its half so the link stays symmetric.
+                out.push(OutEvent::SendMessage {
+                    to: from.clone(),
+                    message: Message::Disconnect { leaving: false },
+                });
+                out.push(OutEvent::DisconnectPeer(from));
+                return;
+            }
+            self.add_active(now_ms, from, out);
+        } else {
+            if pending.is_some() {
+                let until_ms = now_ms + self.config.rejected_backoff_ms;
+                self.passive.defer(&from, until_ms);
+            }
+            self.maybe_promote(now_ms, out);
+        }
+    }
+
+    fn on_disconnect(&mut self, now_ms: u64, from: P, leaving: bool, out: &mut Outbox<OutEvent<P>>) {
+        self.pending.remove(&from);
+        if leaving {
+            self.passive.remove(&from);
+        }
+        if let Some(i) = self.active.iter().position(|p| *p == from) {
+            self.active.remove(i);
+            self.note_churn(now_ms);
+            let reason = if leaving {
+                DownReason::Left
+            } else {
+                self.passive.insert(from.clone(), now_ms, &[], &mut self.rng);
+                // It just dropped us: do not ask it straight back.
+                self.passive.defer(&from, now_ms + self.config.rejected_backoff_ms);
+                DownReason::Disconnected
+            };
+            out.push(OutEvent::DisconnectPeer(from.clone()));
+            out.push(OutEvent::EmitEvent(Event::PeerDown(from, reason)));
+        }
+        self.maybe_promote(now_ms, out);
+    }
+
+    fn on_shuffle(
+        &mut self,
+        now_ms: u64,
+        from: P,
+        origin: P,
+        ttl: u8,
+        peers: Vec<P>,
+        out: &mut Outbox<OutEvent<P>>,
+    ) {
+        self.stats.shuffles_received += 1;
+        if self.left || origin == self.me {
+            return;
+        }
+        if ttl > 1 && self.active.len() > 1 {
+            let candidates: Vec<P> =
+                self.active.iter().filter(|p| **p != from && **p != origin).cloned().collect();
+            if let Some(next) = self.rng.choose(&candidates) {
+                out.push(OutEvent::SendMessage {
+                    to: next.clone(),
+                    message: Message::Shuffle { origin, ttl: ttl - 1, peers },
+                });
+                return;
+            }
+        }
+        // End of the walk: answer the originator directly with a passive sample of equal size,
+        // then integrate, preferring to evict what we just sent away.
+        let reply = self.passive.sample(peers.len(), &origin, &mut self.rng);
+        out.push(OutEvent::SendMessage {
+            to: origin.clone(),
+            message: Message::ShuffleReply { peers: reply.clone() },
+        });
+        if !self.active.contains(&origin) {
+            // The reply travels on a temporary link; HyParView does not need it afterwards.
+            out.push(OutEvent::DisconnectPeer(origin));
+        }
+        self.integrate(now_ms, peers, &reply);
+    }
+
+    fn on_shuffle_reply(&mut self, now_ms: u64, from: P, peers: Vec<P>, out: &mut Outbox<OutEvent<P>>) {
+        if self.left {
+            return;
+        }
+        let sent = std::mem::take(&mut self.last_shuffle_sample);
+        self.integrate(now_ms, peers, &sent);
+        if !self.active.contains(&from) {
+            out.push(OutEvent::DisconnectPeer(from));
+        }
+    }
+
+    fn integrate(&mut self, now_ms: u64, peers: Vec<P>, prefer_evict: &[P]) {
+        for peer in peers {
+            if peer == self.me || self.active.contains(&peer) {
+                continue;
+            }
+            self.passive.insert(peer, now_ms, prefer_evict, &mut self.rng);
+        }
+    }
+
+    fn on_peer_failed(&mut self, now_ms: u64, peer: P, out: &mut Outbox<OutEvent<P>>) {
+        let pending = self.pending.remove(&peer);
+        if let Some(i) = self.active.iter().position(|p| *p == peer) {
+            self.active.remove(i);
+            self.stats.active_failures += 1;
+            self.note_churn(now_ms);
+            // A failed active peer stays a passive candidate with a failure record and backoff
+            // (DESIGN §6); it is dropped only after `max_fail_count` consecutive failures.
+            let mut entry = self.passive.remove(&peer).unwrap_or(PassiveEntry {
+                peer: peer.clone(),
+                fail_count: 0,
+                backoff_until_ms: 0,
+                refreshed_ms: now_ms,
+            });
+            entry.refreshed_ms = now_ms;
+            self.passive.insert_with_record(entry, &mut self.rng);
+            self.record_failure(now_ms, &peer);
+            out.push(OutEvent::EmitEvent(Event::PeerDown(peer, DownReason::Failed)));
+        } else if pending.is_some() || self.passive.contains(&peer) {
+            self.record_failure(now_ms, &peer);
+        }
+        self.maybe_promote(now_ms, out);
+    }
+
+    fn record_failure(&mut self, now_ms: u64, peer: &P) {
+        let c = &self.config;
+        if self.passive.record_failure(peer, now_ms, c.max_fail_count, c.base_backoff_ms, c.backoff_max_ms) {
+            self.stats.passive_dropped_failed += 1;
+            self.remember_failed(now_ms, peer.clone());
+        }
+    }
+
+    fn remember_failed(&mut self, now_ms: u64, peer: P) {
+        if let Some(i) = self.failed.iter().position(|(p, _)| *p == peer) {
+            self.failed.remove(i);
+        }
+        if self.failed.len() >= self.config.failed_len_max {
+            self.failed.pop_front();
+        }
+        self.failed.push_back((peer, now_ms));
+    }
+
+    /// Peers remembered for reconnection probes (oldest first).
+    pub fn failed_peers(&self) -> impl Iterator<Item = &P> {
+        self.failed.iter().map(|(p, _)| p)
+    }
+
+    fn probe_failed(&mut self, now_ms: u64, out: &mut Outbox<OutEvent<P>>) {
+        let timeout_ms = self.config.reconnect_timeout_ms;
+        self.failed.retain(|(_, at)| now_ms.saturating_sub(*at) <= timeout_ms);
+        let candidates: Vec<P> = self
+            .failed
+            .iter()
+            .map(|(p, _)| p.clone())
+            .filter(|p| !self.active.contains(p) && !self.pending.contains_key(p))
+            .collect();
+        if let Some(peer) = self.rng.choose(&candidates).cloned() {
+            self.stats.reconnect_probes += 1;
+            // High priority: if the peer answers, a link across a healed partition must form
+            // even though both sides have full active views.
+            self.request_neighbor(now_ms, peer, Priority::High, out);
+        }
+    }
+
+    fn on_timer(&mut self, now_ms: u64, timer: Timer<P>, out: &mut Outbox<OutEvent<P>>) {
+        match timer {
+            Timer::Shuffle => {
+                self.shuffle_armed = false;
+                if !self.left {
+                    self.start_shuffle(out);
+                    self.arm_shuffle(now_ms, out);
+                }
+            }
+            Timer::PassiveCleanup => {
+                self.cleanup_armed = false;
+                let c = &self.config;
+                let dropped = self.passive.cleanup(now_ms, c.passive_max_age_ms, c.max_fail_count);
+                self.stats.passive_dropped_aged += dropped as u64;
+                if !self.left {
+                    self.arm_cleanup(out);
+                }
+            }
+            Timer::ContactRetry => {
+                self.contact_retry_armed = false;
+                if !self.left && self.active.is_empty() && !self.contacts.is_empty() {
+                    self.send_joins(now_ms, out);
+                    self.contact_retry_armed = true;
+                    let after_ms = self.config.contact_retry_ms;
+                    out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::ContactRetry });
+                }
+            }
+            Timer::Promote => {
+                self.promote_armed = false;
+                self.maybe_promote(now_ms, out);
+            }
+            Timer::Reconnect => {
+                self.reconnect_armed = false;
+                if !self.left {
+                    self.probe_failed(now_ms, out);
+                    self.arm_reconnect(out);
+                }
+            }
+            Timer::PendingTimeout { peer, op_id } => {
+                // Only the operation this backstop was armed for may be cancelled by it.
+                if self.pending.get(&peer).map(|p| p.op_id) == Some(op_id) {
+                    self.pending.remove(&peer);
+                    self.stats.pending_timeouts += 1;
+                    self.record_failure(now_ms, &peer);
+                    self.maybe_promote(now_ms, out);
+                }
+            }
+        }
+    }
+
+    fn start_shuffle(&mut self, out: &mut Outbox<OutEvent<P>>) {
+        let Some(target) = self.rng.choose(&self.active).cloned() else { return };
+        let c = &self.config;
+        let mut active: Vec<P> = self.active.iter().filter(|p| **p != target).cloned().collect();
+        self.rng.shuffle(&mut active);
+        active.truncate(c.shuffle_active);
+        let passive_count = c.shuffle_length - 1 - active.len().min(c.shuffle_active);
+        let passive = self.passive.sample(passive_count, &target, &mut self.rng);
+        let mut peers = Vec::with_capacity(c.shuffle_length);
+        peers.push(self.me.clone());
+        peers.extend(active);
+        peers.extend(passive);
+        self.last_shuffle_sample = peers[1..].to_vec();
+        self.stats.shuffles_started += 1;
+        let ttl = c.shuffle_ttl;
+        out.push(OutEvent::SendMessage {
+            to: target,
+            message: Message::Shuffle { origin: self.me.clone(), ttl, peers },
+        });
+    }
+
+    /// Sends NEIGHBOR requests to passive candidates until the requests in flight could fill
+    /// the active view. Arms retries for candidates in backoff and for the contacts.
+    fn maybe_promote(&mut self, now_ms: u64, out: &mut Outbox<OutEvent<P>>) {
+        if self.left {
+            return;
+        }
+        let in_flight = self.pending.values().filter(|p| matches!(p.kind, PendingKind::Neighbor(_))).count();
+        let mut wanted = self.config.active_size.saturating_sub(self.active.len() + in_flight);
+        let mut next_backoff_ms: Option<u64> = None;
+        while wanted > 0 {
+            let mut eligible: Vec<&P> = Vec::new();
+            for e in self.passive.entries() {
+                if self.pending.contains_key(&e.peer) || self.active.contains(&e.peer) {
+                    continue;
+                }
+                if e.backoff_until_ms > now_ms {
+                    next_backoff_ms = Some(next_backoff_ms.map_or(e.backoff_until_ms, |t| t.min(e.backoff_until_ms)));
+                    continue;
+                }
+                eligible.push(&e.peer);
+            }
+            let Some(candidate) = self.rng.choose(&eligible).map(|p| (*p).clone()) else { break };
+            // High priority only for the first request made with an empty active view: one
+            // forced eviction somewhere is enough to reconnect us.
+            let high_in_flight =
+                self.pending.values().any(|p| p.kind == PendingKind::Neighbor(Priority::High));
+            let priority = if self.active.is_empty() && !high_in_flight { Priority::High } else { Priority::Low };
+            self.request_neighbor(now_ms, candidate, priority, out);
+            wanted -= 1;
+        }
+        if wanted > 0 {
+            if let Some(at_ms) = next_backoff_ms {
+                if !self.promote_armed {
+                    self.promote_armed = true;
+                    out.push(OutEvent::ScheduleTimer { after_ms: at_ms - now_ms, timer: Timer::Promote });
+                }
+            }
+            if self.active.is_empty() && !self.contacts.is_empty() && !self.contact_retry_armed {
+                self.contact_retry_armed = true;
+                let after_ms = self.config.contact_retry_ms;
+                out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::ContactRetry });
+            }
+        }
+    }
+
+    fn request_neighbor(&mut self, now_ms: u64, peer: P, priority: Priority, out: &mut Outbox<OutEvent<P>>) {
+        if peer == self.me || self.active.contains(&peer) || self.pending.contains_key(&peer) {
+            return;
+        }
+        self.stats.neighbor_requests_sent += 1;
+        self.start_pending(now_ms, peer.clone(), PendingKind::Neighbor(priority), out);
+        out.push(OutEvent::SendMessage { to: peer, message: Message::Neighbor { priority } });
+    }
+
+    fn start_pending(&mut self, _now_ms: u64, peer: P, kind: PendingKind, out: &mut Outbox<OutEvent<P>>) {
+        let op_id = self.next_op_id;
+        self.next_op_id += 1;
+        self.pending.insert(peer.clone(), Pending { kind, op_id });
+        out.push(OutEvent::ScheduleTimer {
+            after_ms: self.config.pending_timeout_ms,
+            timer: Timer::PendingTimeout { peer, op_id },
+        });
+    }
+
+    /// Adds `peer` to the active view, evicting a random other member if full.
+    fn add_active(&mut self, now_ms: u64, peer: P, out: &mut Outbox<OutEvent<P>>) {
+        self.pending.remove(&peer);
+        if peer == self.me || self.active.contains(&peer) {
+            return;
+        }
+        if self.active.len() >= self.config.active_size {
+            let victim_index = self.rng.index(self.active.len());
+            let victim = self.active.remove(victim_index);
+            self.stats.evictions += 1;
+            self.passive.insert(victim.clone(), now_ms, &[], &mut self.rng);
+            out.push(OutEvent::SendMessage {
+                to: victim.clone(),
+                message: Message::Disconnect { leaving: false },
+            });
+            out.push(OutEvent::DisconnectPeer(victim.clone()));
+            out.push(OutEvent::EmitEvent(Event::PeerDown(victim, DownReason::Evicted)));
+        }
+        self.passive.remove(&peer);
+        if let Some(i) = self.failed.iter().position(|(p, _)| *p == peer) {
+            self.failed.remove(i);
+        }
+        let was_empty = self.active.is_empty();
+        self.active.push(peer.clone());
+        self.note_churn(now_ms);
+        out.push(OutEvent::EmitEvent(Event::PeerUp(peer)));
+        if was_empty && self.joining {
+            self.joining = false;
+            out.push(OutEvent::EmitEvent(Event::Joined));
+        }
+        self.arm_periodic_timers(out);
+    }
+
+    fn note_churn(&mut self, now_ms: u64) {
+        if self.churn_ms.len() == CHURN_SAMPLES_MAX {
+            self.churn_ms.pop_front();
+        }
+        self.churn_ms.push_back(now_ms);
+    }
+
+    /// Shuffle period adapted to recent churn (seed: >10 events in the window → minimum,
+    /// >5 → half the base), clamped to the configured bounds.
+    fn shuffle_period_ms(&self, now_ms: u64) -> u64 {
+        let c = &self.config;
+        let since = now_ms.saturating_sub(c.churn_window_ms);
+        let churn = self.churn_ms.iter().filter(|t| **t > since).count();
+        let period = if churn > 10 {
+            c.shuffle_period_min_ms
+        } else if churn > 5 {
+            (c.shuffle_period_ms / 2).max(c.shuffle_period_min_ms)
+        } else {
+            c.shuffle_period_ms
+        };
+        period.clamp(c.shuffle_period_min_ms, c.shuffle_period_max_ms)
+    }
+
+    fn arm_periodic_timers(&mut self, out: &mut Outbox<OutEvent<P>>) {
+        if !self.shuffle_armed {
+            // The first round starts at a random phase so that nodes started together do not
+            // shuffle in lock-step.
+            self.shuffle_armed = true;
+            let after_ms = 1 + self.rng.below(self.config.shuffle_period_ms);
+            out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::Shuffle });
+        }
+        if !self.cleanup_armed {
+            self.arm_cleanup(out);
+        }
+        if !self.reconnect_armed {
+            self.arm_reconnect(out);
+        }
+    }
+
+    fn arm_reconnect(&mut self, out: &mut Outbox<OutEvent<P>>) {
+        self.reconnect_armed = true;
+        let after_ms = self.config.reconnect_period_ms;
+        out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::Reconnect });
+    }
+
+    fn arm_shuffle(&mut self, now_ms: u64, out: &mut Outbox<OutEvent<P>>) {
+        self.shuffle_armed = true;
+        let after_ms = self.shuffle_period_ms(now_ms);
+        out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::Shuffle });
+    }
+
+    fn arm_cleanup(&mut self, out: &mut Outbox<OutEvent<P>>) {
+        self.cleanup_armed = true;
+        let after_ms = self.config.passive_cleanup_period_ms;
+        out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::PassiveCleanup });
+    }
+
+    fn check_invariants(&self) {
+        debug_assert!(self.active.len() <= self.config.active_size, "active view over its bound");
+        debug_assert!(self.passive.len() <= self.config.passive_size, "passive view over its bound");
+        debug_assert!(!self.active.contains(&self.me), "self in the active view");
+        debug_assert!(!self.passive.contains(&self.me), "self in the passive view");
+        debug_assert!(
+            self.active.iter().all(|p| !self.passive.contains(p)),
+            "a peer is in both views"
+        );
+    }
+
+    /// The failure record of a passive peer, if present.
+    pub fn passive_entry(&self, peer: &P) -> Option<&PassiveEntry<P>> {
+        self.passive.get(peer)
+    }
+}

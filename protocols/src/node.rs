@@ -1,0 +1,291 @@
+//! `Node`: HyParView, Plumtree and the service registry composed into the one state machine an
+//! engine shard (or the simulator) drives.
+//!
+//! Wiring (docs/ARCHITECTURE.md):
+//! - HyParView `PeerUp`/`PeerDown` feed Plumtree's neighbour sets and the registry's neighbour
+//!   list; a `PeerDown` caused by a link *failure* starts the registry's suspicion of the owner.
+//! - Registry deltas ride on Plumtree with [`Tag::REGISTRY`], so application broadcasts and
+//!   registry updates share one tree.
+//! - Every other output is forwarded to the driver unchanged, wrapped in the node's enums.
+
+mod types;
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+pub use types::{BroadcastError, Config, ConfigError, Event, InEvent, Message, OutEvent, Timer};
+
+use crate::hyparview;
+use crate::outbox::Outbox;
+use crate::plumtree::{self, MessageId, Tag};
+use crate::registry;
+use crate::rng::Rng;
+use crate::time::Now;
+use crate::wire::Wire;
+use crate::PeerId;
+
+/// Bound on internal hand-offs processed in one `handle` call (HyParView → Plumtree →
+/// registry → Plumtree …). The chain is acyclic except registry → Plumtree broadcast →
+/// local delivery, which stops at the registry, so a few hundred steps is ample.
+const INTERNAL_STEPS_MAX: usize = 4096;
+
+/// One cluster member's protocol state.
+#[derive(Debug)]
+pub struct Node<P> {
+    me: P,
+    config: Config,
+    hyparview: hyparview::State<P>,
+    plumtree: plumtree::State<P>,
+    registry: registry::State<P>,
+    origin_hash: u64,
+    next_seq: u64,
+    hyparview_out: Outbox<hyparview::OutEvent<P>>,
+    plumtree_out: Outbox<plumtree::OutEvent<P>>,
+    registry_out: Outbox<registry::OutEvent<P>>,
+    internal: VecDeque<Internal<P>>,
+}
+
+#[derive(Debug)]
+enum Internal<P> {
+    Hyparview(hyparview::InEvent<P>),
+    Plumtree(plumtree::InEvent<P>),
+    Registry(registry::InEvent<P>),
+}
+
+impl<P: PeerId + Wire> Node<P> {
+    /// Creates the node `me`. `origin_hash` identifies this node in broadcast ids (the engine
+    /// derives it from the node name, the simulator uses the index); `rng` seeds every
+    /// sub-state machine; `now` stamps the registry incarnation.
+    ///
+    /// # Panics
+    /// If a sub-configuration is invalid ([`Config::validate`] reports which key).
+    pub fn new(me: P, origin_hash: u64, config: Config, mut rng: Rng, now: Now) -> Self {
+        if let Err(e) = config.validate() {
+            panic!("{e}");
+        }
+        let hyparview = hyparview::State::new(me.clone(), config.hyparview.clone(), rng.fork());
+        let plumtree = plumtree::State::new(me.clone(), config.plumtree.clone(), rng.fork());
+        let registry =
+            registry::State::new(me.clone(), config.registry.clone(), rng.fork(), now.wall_ms);
+        // Broadcast sequence numbers start at a random point so a restarted node never reuses
+        // the ids of its previous incarnation that may still sit in peers' caches.
+        let next_seq = rng.next_u64() >> 1;
+        Self {
+            me,
+            config,
+            hyparview,
+            plumtree,
+            registry,
+            origin_hash,
+            next_seq,
+            hyparview_out: Outbox::new(4096),
+            plumtree_out: Outbox::new(65_536),
+            registry_out: Outbox::new(65_536),
+            internal: VecDeque::new(),
+        }
+    }
+
+    /// Arms the periodic timers that do not depend on joining (registry anti-entropy). Call
+    /// once after `new`.
+    pub fn start(&mut self, now: Now, out: &mut Outbox<OutEvent<P>>) {
+        self.registry.start(now, &mut self.registry_out);
+        self.pump(now, out);
+    }
+
+    /// Feeds one input and forwards every resulting output into `out`.
+    pub fn handle(&mut self, now: Now, event: InEvent<P>, out: &mut Outbox<OutEvent<P>>) {
+        match event {
+            InEvent::Message { from, message } => match message {
+                Message::Hyparview(message) => self.push_hyparview(hyparview::InEvent::Message { from, message }),
+                Message::Plumtree(message) => self.push_plumtree(plumtree::InEvent::Message { from, message }),
+                Message::Registry(message) => self.push_registry(registry::InEvent::Message { from, message }),
+            },
+            InEvent::PeerFailed(peer) => self.push_hyparview(hyparview::InEvent::PeerFailed(peer)),
+            InEvent::TimerExpired(timer) => match timer {
+                Timer::Hyparview(t) => self.push_hyparview(hyparview::InEvent::TimerExpired(t)),
+                Timer::Plumtree(t) => self.push_plumtree(plumtree::InEvent::TimerExpired(t)),
+                Timer::Registry(t) => self.push_registry(registry::InEvent::TimerExpired(t)),
+            },
+            InEvent::Join(contacts) => self.push_hyparview(hyparview::InEvent::Join(contacts)),
+            InEvent::Leave => self.push_hyparview(hyparview::InEvent::Leave),
+        }
+        self.pump(now, out);
+    }
+
+    /// Broadcasts `payload` to every node under `tag` (application tags are `>= 256`).
+    pub fn broadcast(
+        &mut self,
+        now: Now,
+        tag: Tag,
+        payload: Bytes,
+        out: &mut Outbox<OutEvent<P>>,
+    ) -> Result<MessageId, BroadcastError> {
+        if tag < Tag::APPLICATION_MIN {
+            return Err(BroadcastError::ReservedTag(tag.0));
+        }
+        let size_max = self.config.limits.payload_size_max;
+        if payload.len() > size_max {
+            return Err(BroadcastError::PayloadTooLarge { len: payload.len(), len_max: size_max });
+        }
+        let id = self.mint_id();
+        self.push_plumtree(plumtree::InEvent::Broadcast { id, tag, payload });
+        self.pump(now, out);
+        Ok(id)
+    }
+
+    /// Registers a service owned by this node (see [`registry::State::register`]).
+    pub fn register_service(
+        &mut self,
+        now: Now,
+        name: &str,
+        reg_id: u64,
+        meta: Bytes,
+        out: &mut Outbox<OutEvent<P>>,
+    ) -> Result<(), registry::RegisterError> {
+        self.registry.register(now, name, reg_id, meta, &mut self.registry_out)?;
+        self.pump(now, out);
+        Ok(())
+    }
+
+    /// Unregisters a service owned by this node (see [`registry::State::unregister`]).
+    pub fn unregister_service(
+        &mut self,
+        now: Now,
+        name: &str,
+        reg_id: u64,
+        reason: registry::UnregisterReason,
+        out: &mut Outbox<OutEvent<P>>,
+    ) -> Result<(), registry::UnregisterError> {
+        self.registry.unregister(now, name, reg_id, reason, &mut self.registry_out)?;
+        self.pump(now, out);
+        Ok(())
+    }
+
+    /// This node's identity.
+    pub fn me(&self) -> &P {
+        &self.me
+    }
+
+    /// The membership state (views, stats).
+    pub fn hyparview(&self) -> &hyparview::State<P> {
+        &self.hyparview
+    }
+
+    /// The broadcast state (eager/lazy sets, stats).
+    pub fn plumtree(&self) -> &plumtree::State<P> {
+        &self.plumtree
+    }
+
+    /// The service registry (lookups, stats).
+    pub fn registry(&self) -> &registry::State<P> {
+        &self.registry
+    }
+
+    fn mint_id(&mut self) -> MessageId {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        MessageId((u128::from(self.origin_hash) << 64) | u128::from(seq))
+    }
+
+    fn push_hyparview(&mut self, e: hyparview::InEvent<P>) {
+        self.internal.push_back(Internal::Hyparview(e));
+    }
+    fn push_plumtree(&mut self, e: plumtree::InEvent<P>) {
+        self.internal.push_back(Internal::Plumtree(e));
+    }
+    fn push_registry(&mut self, e: registry::InEvent<P>) {
+        self.internal.push_back(Internal::Registry(e));
+    }
+
+    /// Runs queued internal inputs to completion, routing outputs between the layers.
+    fn pump(&mut self, now: Now, out: &mut Outbox<OutEvent<P>>) {
+        let mut steps = 0usize;
+        loop {
+            self.route_outputs(now, out);
+            let Some(next) = self.internal.pop_front() else { break };
+            steps += 1;
+            assert!(steps <= INTERNAL_STEPS_MAX, "node: internal hand-off loop exceeded its bound");
+            match next {
+                Internal::Hyparview(e) => self.hyparview.handle(now.mono_ms, e, &mut self.hyparview_out),
+                Internal::Plumtree(e) => self.plumtree.handle(now.mono_ms, e, &mut self.plumtree_out),
+                Internal::Registry(e) => self.registry.handle(now, e, &mut self.registry_out),
+            }
+        }
+    }
+
+    fn route_outputs(&mut self, now: Now, out: &mut Outbox<OutEvent<P>>) {
+        for o in self.hyparview_out.drain() {
+            match o {
+                hyparview::OutEvent::SendMessage { to, message } => {
+                    out.push(OutEvent::SendMessage { to, message: Message::Hyparview(message) })
+                }
+                hyparview::OutEvent::ScheduleTimer { after_ms, timer } => {
+                    out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::Hyparview(timer) })
+                }
+                hyparview::OutEvent::DisconnectPeer(peer) => out.push(OutEvent::DisconnectPeer(peer)),
+                hyparview::OutEvent::EmitEvent(event) => {
+                    match &event {
+                        hyparview::Event::PeerUp(peer) => {
+                            self.internal.push_back(Internal::Plumtree(plumtree::InEvent::NeighborUp(peer.clone())));
+                            self.internal.push_back(Internal::Registry(registry::InEvent::PeerUp(peer.clone())));
+                        }
+                        hyparview::Event::PeerDown(peer, reason) => {
+                            self.internal.push_back(Internal::Plumtree(plumtree::InEvent::NeighborDown(peer.clone())));
+                            let failed = *reason == hyparview::DownReason::Failed;
+                            self.internal.push_back(Internal::Registry(registry::InEvent::PeerDown {
+                                peer: peer.clone(),
+                                failed,
+                            }));
+                        }
+                        hyparview::Event::Joined | hyparview::Event::Left => {}
+                    }
+                    out.push(OutEvent::EmitEvent(Event::Membership(event)));
+                }
+            }
+        }
+        for o in self.plumtree_out.drain() {
+            match o {
+                plumtree::OutEvent::SendMessage { to, message } => {
+                    out.push(OutEvent::SendMessage { to, message: Message::Plumtree(message) })
+                }
+                plumtree::OutEvent::ScheduleTimer { after_ms, timer } => {
+                    out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::Plumtree(timer) })
+                }
+                plumtree::OutEvent::EmitEvent(plumtree::Event::Received(delivery)) => {
+                    if delivery.tag == Tag::REGISTRY {
+                        self.internal.push_back(Internal::Registry(registry::InEvent::Delivered {
+                            payload: delivery.payload,
+                        }));
+                    } else {
+                        out.push(OutEvent::EmitEvent(Event::Broadcast(delivery)));
+                    }
+                }
+            }
+        }
+        for o in self.registry_out.drain() {
+            match o {
+                registry::OutEvent::Broadcast(payload) => {
+                    let id = {
+                        let seq = self.next_seq;
+                        self.next_seq = self.next_seq.wrapping_add(1);
+                        MessageId((u128::from(self.origin_hash) << 64) | u128::from(seq))
+                    };
+                    self.internal.push_back(Internal::Plumtree(plumtree::InEvent::Broadcast {
+                        id,
+                        tag: Tag::REGISTRY,
+                        payload,
+                    }));
+                }
+                registry::OutEvent::SendMessage { to, message } => {
+                    out.push(OutEvent::SendMessage { to, message: Message::Registry(message) })
+                }
+                registry::OutEvent::ScheduleTimer { after_ms, timer } => {
+                    out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::Registry(timer) })
+                }
+                registry::OutEvent::EmitEvent(event) => out.push(OutEvent::EmitEvent(Event::Registry(event))),
+            }
+        }
+        let _ = now;
+    }
+}

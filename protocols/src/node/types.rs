@@ -1,0 +1,136 @@
+//! The node's message, timer, input, output and event enums, and its configuration.
+
+use crate::plumtree::Delivery;
+use crate::wire::Limits;
+use crate::{hyparview, plumtree, registry};
+
+/// Every protocol message a node exchanges with a peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message<P> {
+    /// Membership.
+    Hyparview(hyparview::Message<P>),
+    /// Broadcast.
+    Plumtree(plumtree::Message),
+    /// Registry anti-entropy.
+    Registry(registry::Message<P>),
+}
+
+impl<P> Message<P> {
+    /// `protocol.kind` for logs and metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Hyparview(m) => m.kind(),
+            Self::Plumtree(m) => m.kind(),
+            Self::Registry(_) => "registry",
+        }
+    }
+}
+
+/// Timers of every layer.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Timer<P> {
+    /// Membership timer.
+    Hyparview(hyparview::Timer<P>),
+    /// Broadcast timer.
+    Plumtree(plumtree::Timer),
+    /// Registry timer.
+    Registry(registry::Timer<P>),
+}
+
+/// Input to [`super::Node::handle`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InEvent<P> {
+    /// A decoded message from the authenticated peer `from`.
+    Message {
+        /// Authenticated sender.
+        from: P,
+        /// The message.
+        message: Message<P>,
+    },
+    /// The link to `peer` failed.
+    PeerFailed(P),
+    /// A timer fired.
+    TimerExpired(Timer<P>),
+    /// Join through these contacts.
+    Join(Vec<P>),
+    /// Leave the cluster.
+    Leave,
+}
+
+/// Events for the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event<P> {
+    /// Membership change.
+    Membership(hyparview::Event<P>),
+    /// An application broadcast was delivered.
+    Broadcast(Delivery<P>),
+    /// A service registry change.
+    Registry(registry::Event<P>),
+}
+
+/// Output of [`super::Node::handle`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutEvent<P> {
+    /// Send `message` to `to`.
+    SendMessage {
+        /// Destination.
+        to: P,
+        /// The message.
+        message: Message<P>,
+    },
+    /// Arm `timer` after `after_ms` milliseconds.
+    ScheduleTimer {
+        /// Delay in ms.
+        after_ms: u64,
+        /// Timer.
+        timer: Timer<P>,
+    },
+    /// The protocols no longer need the link to this peer.
+    DisconnectPeer(P),
+    /// Event for the application.
+    EmitEvent(Event<P>),
+}
+
+/// A local broadcast was refused. Nothing was sent; fix the argument and retry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BroadcastError {
+    /// Tags below 256 are reserved for shoal's own use.
+    #[error("broadcast tag {0} is reserved (application tags start at 256)")]
+    ReservedTag(u16),
+    /// The payload is larger than the wire limit.
+    #[error("broadcast payload of {len} bytes exceeds payload_size_max = {len_max}")]
+    PayloadTooLarge {
+        /// Payload size.
+        len: usize,
+        /// Limit.
+        len_max: usize,
+    },
+}
+
+/// Configuration of every protocol layer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Membership.
+    pub hyparview: hyparview::Config,
+    /// Broadcast.
+    pub plumtree: plumtree::Config,
+    /// Registry.
+    pub registry: registry::Config,
+    /// Wire decoding bounds (also the local broadcast payload bound).
+    pub limits: Limits,
+}
+
+/// A configuration key out of range; names the key and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Validates every layer.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.hyparview.validate().map_err(|e| ConfigError(e.to_string()))?;
+        self.plumtree.validate().map_err(|e| ConfigError(e.to_string()))?;
+        self.registry.validate().map_err(|e| ConfigError(e.to_string()))?;
+        Ok(())
+    }
+}

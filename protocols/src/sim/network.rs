@@ -1,0 +1,484 @@
+//! The discrete-event network that drives real [`Node`] state machines under virtual time.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use bytes::Bytes;
+
+use super::links::{FxMap, Latency, Links};
+use super::tracker::Tracker;
+use crate::node::{self, Event, InEvent, Message, Node, OutEvent, Timer};
+use crate::outbox::Outbox;
+use crate::plumtree::{self, MessageId, Tag};
+use crate::rng::Rng;
+use crate::time::Now;
+
+/// Node index in the simulation (also its peer identity).
+pub type NodeIndex = u32;
+
+/// Wall-clock origin of the simulation (2026-01-01T00:00:00Z), so HLC stamps look real.
+const WALL_EPOCH_MS: u64 = 1_767_225_600_000;
+
+/// Options of the network model. Every field is printed with the results for replay.
+#[derive(Clone, Debug)]
+pub struct NetworkOptions {
+    /// Seed of everything random in the run.
+    pub seed: u64,
+    /// Per-link one-way latency.
+    pub latency: Latency,
+    /// Probability that a message needs a retransmission (each costs ~3 one-way delays).
+    pub loss: f64,
+    /// Delay between a peer crashing (or a partition starting) and its neighbours' transports
+    /// reporting the link as failed, in µs; also the time a dial to a dead or unreachable peer
+    /// takes to fail.
+    pub link_failure_detect_us: u64,
+    /// Protocol configuration of every node.
+    pub node: node::Config,
+}
+
+enum Action {
+    Deliver { from: NodeIndex, to: NodeIndex, message: Message<NodeIndex> },
+    LinkFailed { node: NodeIndex, peer: NodeIndex },
+    Timer { node: NodeIndex, timer: Timer<NodeIndex> },
+}
+
+struct Scheduled {
+    at_us: u64,
+    seq: u64,
+    action: Action,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at_us, self.seq) == (other.at_us, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at_us, self.seq).cmp(&(other.at_us, other.seq))
+    }
+}
+
+/// Message counters by kind over the whole run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageCounts {
+    /// Every message sent.
+    pub total: u64,
+    /// HyParView messages.
+    pub hyparview: u64,
+    /// Plumtree GOSSIP (payload) messages.
+    pub gossip: u64,
+    /// Plumtree IHAVE/GRAFT/PRUNE messages.
+    pub plumtree_control: u64,
+    /// Registry anti-entropy messages.
+    pub registry: u64,
+}
+
+/// A simulated cluster.
+pub struct Network {
+    options: NetworkOptions,
+    rng: Rng,
+    now_us: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    /// Deliveries, link failures and Plumtree timers queued: the run is quiescent at 0.
+    activity: u64,
+    nodes: Vec<Option<Node<NodeIndex>>>,
+    alive: Vec<bool>,
+    /// Partition group of each node; messages between different groups fail.
+    group: Vec<u8>,
+    links: Links,
+    /// Link failures already scheduled (from, to), so one failure is reported once.
+    failing: FxMap<(NodeIndex, NodeIndex), ()>,
+    frozen: bool,
+    held_timers: Vec<(NodeIndex, Timer<NodeIndex>)>,
+    outbox: Outbox<OutEvent<NodeIndex>>,
+    /// Broadcast bookkeeping (reliability, RMR, LDH, latency).
+    pub tracker: Tracker,
+    /// Message counters.
+    pub counts: MessageCounts,
+    /// Registry events seen: (node, event).
+    pub registry_events: Vec<(NodeIndex, crate::registry::Event<NodeIndex>)>,
+    /// Whether to record registry events (off for scenarios that do not need them).
+    pub record_registry_events: bool,
+}
+
+impl Network {
+    /// Creates an empty network.
+    pub fn new(options: NetworkOptions) -> Self {
+        let mut rng = Rng::from_seed(options.seed);
+        let links = Links::new(options.latency, options.loss, rng.next_u64());
+        Self {
+            rng,
+            now_us: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            activity: 0,
+            nodes: Vec::new(),
+            alive: Vec::new(),
+            group: Vec::new(),
+            links,
+            failing: FxMap::default(),
+            frozen: false,
+            held_timers: Vec::new(),
+            outbox: Outbox::new(1 << 20),
+            tracker: Tracker::default(),
+            counts: MessageCounts::default(),
+            registry_events: Vec::new(),
+            record_registry_events: false,
+            options,
+        }
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &NetworkOptions {
+        &self.options
+    }
+
+    /// Virtual time in µs.
+    pub fn now_us(&self) -> u64 {
+        self.now_us
+    }
+
+    /// Node count (alive or dead).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True before any node was added.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Whether node `i` is alive.
+    pub fn is_alive(&self, i: NodeIndex) -> bool {
+        self.alive[i as usize]
+    }
+
+    /// Indices of live nodes, ascending.
+    pub fn alive_nodes(&self) -> Vec<NodeIndex> {
+        (0..self.nodes.len() as NodeIndex).filter(|i| self.alive[*i as usize]).collect()
+    }
+
+    /// `alive[i]` for every node index.
+    pub fn alive_mask(&self) -> &[bool] {
+        &self.alive
+    }
+
+    /// Number of live nodes.
+    pub fn alive_count(&self) -> usize {
+        self.alive.iter().filter(|a| **a).count()
+    }
+
+    /// The node state, if alive.
+    pub fn node(&self, i: NodeIndex) -> Option<&Node<NodeIndex>> {
+        self.nodes[i as usize].as_ref()
+    }
+
+    /// The simulation's own RNG (scenario decisions).
+    pub fn rng(&mut self) -> &mut Rng {
+        &mut self.rng
+    }
+
+    fn now(&self, i: NodeIndex) -> Now {
+        let _ = i;
+        let mono_ms = self.now_us / 1000;
+        Now { mono_ms, wall_ms: WALL_EPOCH_MS + mono_ms }
+    }
+
+    /// Adds a new live node and returns its index.
+    pub fn add_node(&mut self) -> NodeIndex {
+        let i = self.nodes.len() as NodeIndex;
+        let seed = self.rng.next_u64();
+        let now = self.now(i);
+        let node = Node::new(i, u64::from(i), self.options.node.clone(), Rng::from_seed(seed), now);
+        self.nodes.push(Some(node));
+        self.alive.push(true);
+        self.group.push(0);
+        let mut out = std::mem::replace(&mut self.outbox, Outbox::new(1));
+        if let Some(node) = self.nodes[i as usize].as_mut() {
+            node.start(now, &mut out);
+        }
+        self.process_outputs(i, &mut out);
+        self.outbox = out;
+        i
+    }
+
+    /// Node `i` joins through `contacts`.
+    pub fn join(&mut self, i: NodeIndex, contacts: Vec<NodeIndex>) {
+        self.input(i, InEvent::Join(contacts));
+    }
+
+    /// Node `i` leaves gracefully.
+    pub fn leave(&mut self, i: NodeIndex) {
+        self.input(i, InEvent::Leave);
+    }
+
+    /// Broadcasts from `i` and tracks the message. Returns its id.
+    pub fn broadcast(&mut self, i: NodeIndex, payload: Bytes) -> MessageId {
+        let now = self.now(i);
+        let mut out = std::mem::replace(&mut self.outbox, Outbox::new(1));
+        let node = self.nodes[i as usize].as_mut().expect("broadcast from a dead node");
+        let id = node
+            .broadcast(now, Tag::APPLICATION_MIN, payload, &mut out)
+            .expect("simulator payloads are within limits");
+        self.tracker.start(id, i, self.now_us, self.nodes.len());
+        self.process_outputs(i, &mut out);
+        self.outbox = out;
+        id
+    }
+
+    /// Registers a service on node `i`.
+    pub fn register(&mut self, i: NodeIndex, name: &str, reg_id: u64) {
+        let now = self.now(i);
+        let mut out = std::mem::replace(&mut self.outbox, Outbox::new(1));
+        let node = self.nodes[i as usize].as_mut().expect("register on a dead node");
+        node.register_service(now, name, reg_id, Bytes::new(), &mut out)
+            .expect("simulator registrations are valid");
+        self.process_outputs(i, &mut out);
+        self.outbox = out;
+    }
+
+    fn input(&mut self, i: NodeIndex, event: InEvent<NodeIndex>) {
+        if !self.alive[i as usize] {
+            return;
+        }
+        let now = self.now(i);
+        let mut out = std::mem::replace(&mut self.outbox, Outbox::new(1));
+        if let Some(node) = self.nodes[i as usize].as_mut() {
+            node.handle(now, event, &mut out);
+        }
+        self.process_outputs(i, &mut out);
+        self.outbox = out;
+    }
+
+    /// Crashes nodes at once: their state is dropped, messages to them fail, and every live
+    /// node with a link to one of them is told after `link_failure_detect_us`.
+    pub fn crash(&mut self, victims: &[NodeIndex]) {
+        for v in victims {
+            self.alive[*v as usize] = false;
+        }
+        let mut notices = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let Some(node) = node else { continue };
+            if !self.alive[i] {
+                continue;
+            }
+            let hv = node.hyparview();
+            for peer in hv.active_view().iter().chain(hv.pending_peers()) {
+                if !self.alive[*peer as usize] {
+                    notices.push((i as NodeIndex, *peer));
+                }
+            }
+        }
+        for v in victims {
+            self.nodes[*v as usize] = None;
+        }
+        for (node, peer) in notices {
+            self.schedule_failure(node, peer);
+        }
+    }
+
+    /// Splits the cluster: `group[i]` is node i's side. Links across sides fail after the
+    /// detection delay and new messages across them fail.
+    pub fn partition(&mut self, group: Vec<u8>) {
+        assert_eq!(group.len(), self.nodes.len());
+        self.group = group;
+        let mut notices = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let Some(node) = node else { continue };
+            let hv = node.hyparview();
+            for peer in hv.active_view().iter().chain(hv.pending_peers()) {
+                if self.group[*peer as usize] != self.group[i] {
+                    notices.push((i as NodeIndex, *peer));
+                }
+            }
+        }
+        for (node, peer) in notices {
+            self.schedule_failure(node, peer);
+        }
+    }
+
+    /// Removes the partition.
+    pub fn heal(&mut self) {
+        self.group.iter_mut().for_each(|g| *g = 0);
+    }
+
+    /// While frozen, periodic membership timers (shuffle, passive cleanup, reconnect) are held
+    /// back: this models the papers' "before the next membership cycle". Unfreezing re-arms
+    /// them at random phases within one shuffle period.
+    pub fn set_membership_frozen(&mut self, frozen: bool) {
+        self.frozen = frozen;
+        if !frozen {
+            let period_us = self.options.node.hyparview.shuffle_period_ms * 1000;
+            for (node, timer) in std::mem::take(&mut self.held_timers) {
+                let at = self.now_us + 1 + self.rng.below(period_us);
+                self.push(at, Action::Timer { node, timer });
+            }
+        }
+    }
+
+    fn push(&mut self, at_us: u64, action: Action) {
+        let counts = match &action {
+            Action::Deliver { .. } | Action::LinkFailed { .. } => true,
+            Action::Timer { timer, .. } => {
+                matches!(timer, Timer::Plumtree(plumtree::Timer::IHaveFlush | plumtree::Timer::Graft { .. }))
+            }
+        };
+        if counts {
+            self.activity += 1;
+        }
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled { at_us, seq: self.seq, action }));
+    }
+
+    fn schedule_failure(&mut self, node: NodeIndex, peer: NodeIndex) {
+        if self.failing.insert((node, peer), ()).is_none() {
+            let at = self.now_us + self.options.link_failure_detect_us;
+            self.push(at, Action::LinkFailed { node, peer });
+        }
+    }
+
+    fn process_outputs(&mut self, from: NodeIndex, out: &mut Outbox<OutEvent<NodeIndex>>) {
+        for o in out.drain() {
+            match o {
+                OutEvent::SendMessage { to, message } => self.send(from, to, message),
+                OutEvent::ScheduleTimer { after_ms, timer } => {
+                    let at = self.now_us + after_ms * 1000;
+                    self.push(at, Action::Timer { node: from, timer });
+                }
+                OutEvent::DisconnectPeer(peer) => self.links.close(from, peer),
+                OutEvent::EmitEvent(event) => match event {
+                    Event::Broadcast(d) => {
+                        self.tracker.delivered(d.id, from, d.round, self.now_us);
+                    }
+                    Event::Registry(e) => {
+                        if self.record_registry_events {
+                            self.registry_events.push((from, e));
+                        }
+                    }
+                    Event::Membership(_) => {}
+                },
+            }
+        }
+    }
+
+    fn send(&mut self, from: NodeIndex, to: NodeIndex, message: Message<NodeIndex>) {
+        self.counts.total += 1;
+        match &message {
+            Message::Hyparview(_) => self.counts.hyparview += 1,
+            Message::Plumtree(plumtree::Message::Gossip(g)) => {
+                self.counts.gossip += 1;
+                self.tracker.payload_sent(g.id);
+            }
+            Message::Plumtree(_) => {
+                self.counts.plumtree_control += 1;
+                self.tracker.control_sent();
+            }
+            Message::Registry(_) => self.counts.registry += 1,
+        }
+        let reachable = self.alive[to as usize] && self.group[to as usize] == self.group[from as usize];
+        if !reachable {
+            self.schedule_failure(from, to);
+            return;
+        }
+        let at = self.links.schedule(self.now_us, from, to, &mut self.rng);
+        self.push(at, Action::Deliver { from, to, message });
+    }
+
+    /// Processes the next event. Returns false when the queue is empty.
+    pub fn step(&mut self) -> bool {
+        let Some(Reverse(ev)) = self.queue.pop() else { return false };
+        debug_assert!(ev.at_us >= self.now_us, "time went backwards");
+        self.now_us = ev.at_us;
+        match ev.action {
+            Action::Deliver { from, to, message } => {
+                self.activity -= 1;
+                if !self.alive[from as usize] {
+                    return true; // The sender crashed with the message in flight: QUIC loses it.
+                }
+                if !self.alive[to as usize] || self.group[to as usize] != self.group[from as usize] {
+                    self.schedule_failure(from, to);
+                    return true;
+                }
+                self.input(to, InEvent::Message { from, message });
+            }
+            Action::LinkFailed { node, peer } => {
+                self.activity -= 1;
+                self.failing.remove(&(node, peer));
+                self.links.close(node, peer);
+                self.input(node, InEvent::PeerFailed(peer));
+            }
+            Action::Timer { node, timer } => {
+                if matches!(timer, Timer::Plumtree(plumtree::Timer::IHaveFlush | plumtree::Timer::Graft { .. })) {
+                    self.activity -= 1;
+                }
+                if self.frozen && is_membership_cycle_timer(&timer) {
+                    self.held_timers.push((node, timer));
+                    return true;
+                }
+                self.input(node, InEvent::TimerExpired(timer));
+            }
+        }
+        true
+    }
+
+    /// Runs events up to and including virtual time `until_us`, then sets the clock to it.
+    pub fn run_until(&mut self, until_us: u64) {
+        while let Some(Reverse(next)) = self.queue.peek() {
+            if next.at_us > until_us {
+                break;
+            }
+            self.step();
+        }
+        self.now_us = self.now_us.max(until_us);
+    }
+
+    /// Runs until no message, link failure or Plumtree timer is outstanding (periodic
+    /// membership and registry timers keep running on the way). Gives up after
+    /// `deadline_us` of virtual time and returns false then.
+    pub fn run_until_quiescent(&mut self, deadline_us: u64) -> bool {
+        let limit = self.now_us + deadline_us;
+        while self.activity > 0 {
+            match self.queue.peek() {
+                Some(Reverse(next)) if next.at_us <= limit => {
+                    self.step();
+                }
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// Open link directions (memory accounting).
+    pub fn open_links(&self) -> usize {
+        self.links.open_count()
+    }
+
+    /// Events queued.
+    pub fn queued_events(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Active-view adjacency of live nodes: node → its active view.
+    pub fn active_views(&self) -> BTreeMap<NodeIndex, Vec<NodeIndex>> {
+        let mut map = BTreeMap::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            if let Some(node) = node {
+                map.insert(i as NodeIndex, node.hyparview().active_view().to_vec());
+            }
+        }
+        map
+    }
+}
+
+fn is_membership_cycle_timer(timer: &Timer<NodeIndex>) -> bool {
+    use crate::hyparview::Timer as H;
+    matches!(timer, Timer::Hyparview(H::Shuffle | H::PassiveCleanup | H::Reconnect))
+}
