@@ -179,13 +179,7 @@ impl<P: PeerId> State<P> {
     }
 
     /// Paper: receive `GOSSIP(m, mID, round, sender)`.
-    pub(super) fn on_gossip(
-        &mut self,
-        now_ms: u64,
-        from: P,
-        gossip: Gossip,
-        out: &mut Outbox<OutEvent<P>>,
-    ) {
+    fn on_gossip(&mut self, now_ms: u64, from: P, gossip: Gossip, out: &mut Outbox<OutEvent<P>>) {
         self.stats.gossip_received += 1;
         if self.cache.contains(&gossip.id) {
             self.stats.duplicates_received += 1;
@@ -227,7 +221,7 @@ impl<P: PeerId> State<P> {
     }
 
     /// Paper: receive `IHAVE(mID, round, sender)`, batched.
-    pub(super) fn on_ihave(&mut self, from: P, batch: Vec<IHave>, out: &mut Outbox<OutEvent<P>>) {
+    fn on_ihave(&mut self, from: P, batch: Vec<IHave>, out: &mut Outbox<OutEvent<P>>) {
         if !self.is_neighbor(&from) {
             // We could neither graft from nor swap to a non-neighbour.
             return;
@@ -254,7 +248,7 @@ impl<P: PeerId> State<P> {
     }
 
     /// Paper: receive `GRAFT(mID, round, sender)`.
-    pub(super) fn on_graft(
+    fn on_graft(
         &mut self,
         from: P,
         id: Option<MessageId>,
@@ -281,7 +275,7 @@ impl<P: PeerId> State<P> {
     }
 
     /// Paper: receive `PRUNE(sender)`.
-    pub(super) fn on_prune(&mut self, from: P) {
+    fn on_prune(&mut self, from: P) {
         self.stats.prune_received += 1;
         if self.is_eager(&from) {
             self.make_lazy(&from);
