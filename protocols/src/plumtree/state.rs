@@ -173,7 +173,8 @@ impl<P: PeerId> State<P> {
             // The caller mints unique ids; a repeat is a retry of something already sent.
             return;
         }
-        self.deliver(now_ms, id, tag, payload.clone(), 0, None, out);
+        let delivery = Delivery { id, tag, payload: payload.clone(), round: 0, from: None };
+        self.deliver(now_ms, delivery, out);
         self.eager_push(&Gossip { id, round: 1, tag, payload }, None, out);
         self.lazy_push(IHave { id, round: 1 }, None, out);
     }
@@ -197,7 +198,9 @@ impl<P: PeerId> State<P> {
         // and delivery must forget them (the graft timer goes stale).
         let announcers = self.missing.remove(&gossip.id);
         let Gossip { id, round, tag, payload } = gossip;
-        self.deliver(now_ms, id, tag, payload.clone(), round, Some(from.clone()), out);
+        let delivery =
+            Delivery { id, tag, payload: payload.clone(), round, from: Some(from.clone()) };
+        self.deliver(now_ms, delivery, out);
         let forward_round = round.saturating_add(1);
         self.eager_push(&Gossip { id, round: forward_round, tag, payload }, Some(&from), out);
         self.lazy_push(IHave { id, round: forward_round }, Some(&from), out);
@@ -350,31 +353,20 @@ impl<P: PeerId> State<P> {
     }
 
     /// Caches and delivers a new message.
-    #[allow(clippy::too_many_arguments)]
-    fn deliver(
-        &mut self,
-        now_ms: u64,
-        id: MessageId,
-        tag: Tag,
-        payload: Bytes,
-        round: u16,
-        from: Option<P>,
-        out: &mut Outbox<OutEvent<P>>,
-    ) {
+    fn deliver(&mut self, now_ms: u64, delivery: Delivery<P>, out: &mut Outbox<OutEvent<P>>) {
+        let Delivery { id, tag, ref payload, round, ref from } = delivery;
         self.missing.remove(&id);
-        self.cache.insert(
-            id,
-            CachedMessage {
-                tag,
-                payload: payload.clone(),
-                round,
-                from: from.clone(),
-                received_ms: now_ms,
-            },
-        );
+        let cached = CachedMessage {
+            tag,
+            payload: payload.clone(),
+            round,
+            from: from.clone(),
+            received_ms: now_ms,
+        };
+        self.cache.insert(id, cached);
         self.arm_cache_evict(out);
         self.stats.delivered += 1;
-        out.push(OutEvent::EmitEvent(Event::Received(Delivery { id, tag, payload, round, from })));
+        out.push(OutEvent::EmitEvent(Event::Received(delivery)));
     }
 
     /// Tree optimisation (paper §3.8): we hold `id`, received at round `r` from eager parent
