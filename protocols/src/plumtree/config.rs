@@ -1,0 +1,144 @@
+//! Plumtree settings. Each default names its source: "paper §x" (Leitão, Pereira, Rodrigues,
+//! "Epidemic Broadcast Trees", SRDS 2007, TR DI-FCUL-07-14), "seed" (the reference system's
+//! configuration reference), "measured" (the simulator) or "guess". The simulator tunes the
+//! guesses; every field is public so it can.
+
+/// Plumtree configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// How long announcements for lazy peers are collected before one IHAVE message per peer
+    /// is sent, in ms. Default 50 (guess: batching is what keeps lazy-push control traffic at
+    /// no more than one packet per payload; 50 ms adds little to the repair latency).
+    /// Range 1..=10,000.
+    pub ihave_batch_interval_ms: u64,
+    /// Most announcements in one IHAVE message, and most queued for one peer: a queue reaching
+    /// it is sent at once rather than waiting for the flush timer. Default 256 (guess: 256 ×
+    /// 18 bytes per announcement keeps one IHAVE message under 5 KiB). Range 1..=4,096.
+    pub ihave_batch_len_max: usize,
+    /// After the first IHAVE for a missing message, wait this long for the eager push before
+    /// sending GRAFT, in ms. Default 500 (guess: above twice the worst one-way latency plus
+    /// [`Self::ihave_batch_interval_ms`]; paper §3.4 leaves it to the overlay diameter and the
+    /// target recovery latency). Range 1..=600,000.
+    pub graft_timeout_1_ms: u64,
+    /// After each GRAFT, wait this long for the payload before grafting the next announcer, in
+    /// ms. Default 250 (guess; paper §3.4: the second timeout is shorter than the first, about
+    /// one round trip). Range 1..=`graft_timeout_1_ms`.
+    pub graft_timeout_2_ms: u64,
+    /// Tree optimisation: a lazy announcer whose copy is at least this many hops closer to the
+    /// origin than the eager copy we received replaces the eager sender. Default 7 (paper §4:
+    /// 7 for multiple senders; 3 suits a single sender). Range 1..=`u16::MAX`.
+    pub optimization_threshold: u16,
+    /// Most messages kept in the message cache (for answering GRAFT and deduplicating); the
+    /// oldest is evicted first. Default 8,192 (guess: 300 s of a sustained 27 broadcasts/s).
+    /// Range 1..=1,048,576.
+    pub message_cache_len_max: usize,
+    /// How long a delivered message stays in the cache, in ms. After that a replay of the same
+    /// id counts as new. Default 300,000 (seed: reference MESSAGE_TTL of 300 s). Must be >= 1.
+    pub message_cache_ttl_ms: u64,
+    /// Period of the cache expiry sweep, in ms (expiry is precise to this period). Default
+    /// 1,000 (guess). Range 1..=`message_cache_ttl_ms`.
+    pub cache_evict_interval_ms: u64,
+    /// Most message ids announced by IHAVE but not yet received that are tracked at once;
+    /// announcements beyond it are dropped and counted. Default 4,096 (guess). Range
+    /// 1..=1,048,576.
+    pub missing_len_max: usize,
+    /// Most announcers remembered per missing message (the GRAFT candidates); more are dropped
+    /// and counted. Default 8 (guess: more than the active view of 5, so every neighbour
+    /// fits). Range 1..=256.
+    pub announcers_len_max: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            ihave_batch_interval_ms: 50,
+            ihave_batch_len_max: 256,
+            graft_timeout_1_ms: 500,
+            graft_timeout_2_ms: 250,
+            optimization_threshold: 7,
+            message_cache_len_max: 8_192,
+            message_cache_ttl_ms: 300_000,
+            cache_evict_interval_ms: 1_000,
+            missing_len_max: 4_096,
+            announcers_len_max: 8,
+        }
+    }
+}
+
+/// A configuration value outside its documented range. Nothing was started; fix the named key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("plumtree config: `{key}` = {value} is invalid: {fix}")]
+pub struct ConfigError {
+    /// Configuration key.
+    pub key: &'static str,
+    /// Offending value.
+    pub value: String,
+    /// What to change.
+    pub fix: &'static str,
+}
+
+impl Config {
+    /// Checks every documented bound.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key, value: &dyn std::fmt::Display, fix| {
+            Err(ConfigError { key, value: value.to_string(), fix })
+        };
+        if !(1..=10_000).contains(&self.ihave_batch_interval_ms) {
+            return err(
+                "ihave_batch_interval_ms",
+                &self.ihave_batch_interval_ms,
+                "use a value in 1..=10000",
+            );
+        }
+        if !(1..=4_096).contains(&self.ihave_batch_len_max) {
+            return err(
+                "ihave_batch_len_max",
+                &self.ihave_batch_len_max,
+                "use a value in 1..=4096",
+            );
+        }
+        if !(1..=600_000).contains(&self.graft_timeout_1_ms) {
+            return err(
+                "graft_timeout_1_ms",
+                &self.graft_timeout_1_ms,
+                "use a value in 1..=600000",
+            );
+        }
+        if self.graft_timeout_2_ms == 0 || self.graft_timeout_2_ms > self.graft_timeout_1_ms {
+            return err(
+                "graft_timeout_2_ms",
+                &self.graft_timeout_2_ms,
+                "need 0 < graft_timeout_2_ms <= graft_timeout_1_ms",
+            );
+        }
+        if self.optimization_threshold == 0 {
+            return err("optimization_threshold", &self.optimization_threshold, "use a value >= 1");
+        }
+        if !(1..=1_048_576).contains(&self.message_cache_len_max) {
+            return err(
+                "message_cache_len_max",
+                &self.message_cache_len_max,
+                "use a value in 1..=1048576",
+            );
+        }
+        if self.message_cache_ttl_ms == 0 {
+            return err("message_cache_ttl_ms", &self.message_cache_ttl_ms, "use a value >= 1 ms");
+        }
+        if self.cache_evict_interval_ms == 0
+            || self.cache_evict_interval_ms > self.message_cache_ttl_ms
+        {
+            return err(
+                "cache_evict_interval_ms",
+                &self.cache_evict_interval_ms,
+                "need 0 < cache_evict_interval_ms <= message_cache_ttl_ms",
+            );
+        }
+        if !(1..=1_048_576).contains(&self.missing_len_max) {
+            return err("missing_len_max", &self.missing_len_max, "use a value in 1..=1048576");
+        }
+        if !(1..=256).contains(&self.announcers_len_max) {
+            return err("announcers_len_max", &self.announcers_len_max, "use a value in 1..=256");
+        }
+        Ok(())
+    }
+}

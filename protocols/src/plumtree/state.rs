@@ -1,0 +1,528 @@
+//! The Plumtree state machine (Leitão, Pereira, Rodrigues, SRDS 2007, Algorithm 1), sans-IO.
+
+use bytes::Bytes;
+
+use super::cache::{CachedMessage, MessageCache};
+use super::lazy_queue::LazyQueue;
+use super::missing::{MissingTable, Recorded};
+use super::{
+    Config, Delivery, Event, Gossip, IHave, InEvent, Message, MessageId, OutEvent, Stats, Tag,
+    Timer,
+};
+use crate::{Outbox, PeerId, Rng};
+
+/// Plumtree broadcast state of one node.
+///
+/// The neighbours are the HyParView active view, learnt from `NeighborUp` / `NeighborDown`.
+/// Every neighbour is in exactly one of [`Self::eager_push_peers`] (payloads are pushed to
+/// them) and [`Self::lazy_push_peers`] (only IHAVE announcements are sent to them); the two
+/// sets are disjoint and their union is the set of neighbours.
+#[derive(Debug)]
+pub struct State<P: PeerId> {
+    me: P,
+    config: Config,
+    /// Plumtree itself makes no random choice (graft order is announcement order, paper §3.4).
+    /// The generator is taken anyway so that every state machine has the same constructor and
+    /// a future randomised choice does not change the API.
+    #[allow(dead_code)]
+    rng: Rng,
+    /// Sorted, deduplicated.
+    eager_push_peers: Vec<P>,
+    /// Sorted, deduplicated, disjoint from `eager_push_peers`.
+    lazy_push_peers: Vec<P>,
+    cache: MessageCache<P>,
+    missing: MissingTable<P>,
+    lazy_queue: LazyQueue<P>,
+    /// A `Timer::IHaveFlush` is pending. At most one is armed at a time.
+    ihave_flush_armed: bool,
+    /// A `Timer::CacheEvict` is pending. Armed while the cache is non-empty.
+    cache_evict_armed: bool,
+    stats: Stats,
+}
+
+impl<P: PeerId> State<P> {
+    /// Creates the state of node `me`, with no neighbours and an empty cache.
+    ///
+    /// # Panics
+    /// When `config` is invalid; [`Config::validate`] is the non-panicking check.
+    pub fn new(me: P, config: Config, rng: Rng) -> Self {
+        if let Err(e) = config.validate() {
+            panic!("invalid plumtree configuration: {e}");
+        }
+        Self {
+            me,
+            cache: MessageCache::new(config.message_cache_len_max, config.message_cache_ttl_ms),
+            missing: MissingTable::new(config.missing_len_max, config.announcers_len_max),
+            lazy_queue: LazyQueue::new(config.ihave_batch_len_max),
+            config,
+            rng,
+            eager_push_peers: Vec::new(),
+            lazy_push_peers: Vec::new(),
+            ihave_flush_armed: false,
+            cache_evict_armed: false,
+            stats: Stats::default(),
+        }
+    }
+
+    /// This node.
+    pub fn me(&self) -> &P {
+        &self.me
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Neighbours that receive full payloads (the tree links), sorted.
+    pub fn eager_push_peers(&self) -> &[P] {
+        &self.eager_push_peers
+    }
+
+    /// Neighbours that receive only IHAVE announcements (the backup links), sorted.
+    pub fn lazy_push_peers(&self) -> &[P] {
+        &self.lazy_push_peers
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Messages in the cache (at most `message_cache_len_max`).
+    pub fn cache_len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Messages announced but not received yet (at most `missing_len_max`).
+    pub fn missing_len(&self) -> usize {
+        self.missing.len()
+    }
+
+    /// True when `id` is cached: it was delivered and has not expired.
+    pub fn has_message(&self, id: &MessageId) -> bool {
+        self.cache.contains(id)
+    }
+
+    /// The most outputs the next [`Self::handle`] call can push, given the current neighbours:
+    /// `max(neighbours + 4, 2 × ihave_batch_len_max)`. Size the [`Outbox`] with it (or with
+    /// the same formula over the largest active view) and drain after every call.
+    pub fn outputs_per_call_max(&self) -> usize {
+        let neighbours = self.eager_push_peers.len() + self.lazy_push_peers.len();
+        (neighbours + 4).max(2 * self.config.ihave_batch_len_max)
+    }
+
+    /// Handles one input at monotonic time `now_ms`, pushing its effects into `out`.
+    ///
+    /// Outputs per call (N = neighbours, B = `ihave_batch_len_max`), at most
+    /// `max(N + 4, 2B)` ([`Self::outputs_per_call_max`]):
+    /// - `Broadcast`: ≤ N + 3 (cache timer, delivery, one GOSSIP or full IHAVE batch per
+    ///   neighbour, flush timer).
+    /// - GOSSIP, new: ≤ N + 4 (as above less the sender, plus GRAFT + PRUNE of a tree
+    ///   optimisation); duplicate: ≤ 1 (PRUNE).
+    /// - IHAVE: ≤ 2B (the first B announcements are processed, each arming one graft timer
+    ///   or causing one GRAFT + PRUNE swap; the rest are dropped and counted).
+    /// - GRAFT: ≤ 1; PRUNE, `NeighborUp`, `NeighborDown`: 0.
+    /// - `IHaveFlush`: ≤ N; `Graft` timer: ≤ 2; `CacheEvict`: ≤ 1.
+    ///
+    /// `now_ms` must never decrease between calls.
+    ///
+    /// # Panics
+    /// When `out` overflows (see [`Outbox::push`]), on `NeighborUp(me)`, and when an internal
+    /// invariant is broken (a bug).
+    pub fn handle(&mut self, now_ms: u64, event: InEvent<P>, out: &mut Outbox<OutEvent<P>>) {
+        let len_before = out.len();
+        let outputs_max = self.outputs_per_call_max();
+        match event {
+            InEvent::Message { from, message } => match message {
+                Message::Gossip(gossip) => self.on_gossip(now_ms, from, gossip, out),
+                Message::IHave(batch) => self.on_ihave(from, batch, out),
+                Message::Graft { id, round } => self.on_graft(from, id, round, out),
+                Message::Prune => self.on_prune(from),
+            },
+            InEvent::Broadcast { id, tag, payload } => {
+                self.on_broadcast(now_ms, id, tag, payload, out);
+            }
+            InEvent::NeighborUp(peer) => self.on_neighbor_up(peer),
+            InEvent::NeighborDown(peer) => self.on_neighbor_down(&peer),
+            InEvent::TimerExpired(Timer::IHaveFlush) => self.on_ihave_flush(out),
+            InEvent::TimerExpired(Timer::Graft { id, attempt }) => {
+                self.on_graft_timer(id, attempt, out);
+            }
+            InEvent::TimerExpired(Timer::CacheEvict) => self.on_cache_evict(now_ms, out),
+        }
+        assert!(
+            out.len() - len_before <= outputs_max,
+            "plumtree pushed {} outputs, documented bound is {outputs_max}",
+            out.len() - len_before
+        );
+        self.check_invariants();
+    }
+
+    /// A local broadcast: deliver it here, push it to the eager peers, announce it to the lazy
+    /// ones (paper: `Broadcast(m)`).
+    fn on_broadcast(
+        &mut self,
+        now_ms: u64,
+        id: MessageId,
+        tag: Tag,
+        payload: Bytes,
+        out: &mut Outbox<OutEvent<P>>,
+    ) {
+        if self.cache.contains(&id) {
+            // The caller mints unique ids; a repeat is a retry of something already sent.
+            return;
+        }
+        let delivery = Delivery { id, tag, payload: payload.clone(), round: 0, from: None };
+        self.deliver(now_ms, delivery, out);
+        self.eager_push(&Gossip { id, round: 1, tag, payload }, None, out);
+        self.lazy_push(IHave { id, round: 1 }, None, out);
+    }
+
+    /// Paper: receive `GOSSIP(m, mID, round, sender)`.
+    fn on_gossip(&mut self, now_ms: u64, from: P, gossip: Gossip, out: &mut Outbox<OutEvent<P>>) {
+        self.stats.gossip_received += 1;
+        if self.cache.contains(&gossip.id) {
+            self.stats.duplicates_received += 1;
+            // A second copy means the link from `from` is redundant in the tree: make it a
+            // backup link on both sides. A lazy or unknown sender is left alone (no PRUNE to
+            // non-neighbours, and a lazy one already is a backup link).
+            if self.is_eager(&from) {
+                self.make_lazy(&from);
+                self.send(from, Message::Prune, out);
+                self.stats.prune_sent += 1;
+            }
+            return;
+        }
+        // Taken before delivery: the announcements are the candidates for tree optimisation,
+        // and delivery must forget them (the graft timer goes stale).
+        let announcers = self.missing.remove(&gossip.id);
+        let Gossip { id, round, tag, payload } = gossip;
+        let delivery =
+            Delivery { id, tag, payload: payload.clone(), round, from: Some(from.clone()) };
+        self.deliver(now_ms, delivery, out);
+        let forward_round = round.saturating_add(1);
+        self.eager_push(&Gossip { id, round: forward_round, tag, payload }, Some(&from), out);
+        self.lazy_push(IHave { id, round: forward_round }, Some(&from), out);
+        if self.is_neighbor(&from) {
+            // The sender is our parent in this message's tree.
+            self.make_eager(&from);
+        }
+        if let Some(missing) = announcers {
+            // The closest announcer (lowest round; the oldest among equals) is the only one
+            // worth swapping to: one swap per message.
+            let best = missing
+                .announcers
+                .iter()
+                .enumerate()
+                .min_by_key(|(i, (_, round))| (*round, *i))
+                .map(|(_, (peer, round))| (peer.clone(), *round));
+            if let Some((announcer, announced_round)) = best {
+                self.optimise(id, announcer, announced_round, out);
+            }
+        }
+    }
+
+    /// Paper: receive `IHAVE(mID, round, sender)`, batched.
+    fn on_ihave(&mut self, from: P, batch: Vec<IHave>, out: &mut Outbox<OutEvent<P>>) {
+        if !self.is_neighbor(&from) {
+            // We could neither graft from nor swap to a non-neighbour.
+            return;
+        }
+        let len_max = self.config.ihave_batch_len_max;
+        if batch.len() > len_max {
+            // A peer with our configuration never sends more; the cap bounds the outputs.
+            self.stats.announcements_dropped += (batch.len() - len_max) as u64;
+        }
+        for IHave { id, round } in batch.into_iter().take(len_max) {
+            if self.cache.contains(&id) {
+                self.optimise(id, from.clone(), round, out);
+                continue;
+            }
+            match self.missing.record(id, from.clone(), round) {
+                Recorded::NewEntry => out.push(OutEvent::ScheduleTimer {
+                    after_ms: self.config.graft_timeout_1_ms,
+                    timer: Timer::Graft { id, attempt: 0 },
+                }),
+                Recorded::Added | Recorded::AlreadyKnown => {}
+                Recorded::Dropped => self.stats.announcements_dropped += 1,
+            }
+        }
+    }
+
+    /// Paper: receive `GRAFT(mID, round, sender)`.
+    fn on_graft(
+        &mut self,
+        from: P,
+        id: Option<MessageId>,
+        _round: u16,
+        out: &mut Outbox<OutEvent<P>>,
+    ) {
+        self.stats.graft_received += 1;
+        if !self.is_neighbor(&from) {
+            return;
+        }
+        self.make_eager(&from);
+        let Some(id) = id else { return };
+        if let Some(cached) = self.cache.get(&id) {
+            // Sent as if forwarded by us: the receiver's round is one more than ours.
+            let gossip = Gossip {
+                id,
+                round: cached.round.saturating_add(1),
+                tag: cached.tag,
+                payload: cached.payload.clone(),
+            };
+            self.send(from, Message::Gossip(gossip), out);
+            self.stats.gossip_sent += 1;
+        }
+    }
+
+    /// Paper: receive `PRUNE(sender)`.
+    fn on_prune(&mut self, from: P) {
+        self.stats.prune_received += 1;
+        if self.is_eager(&from) {
+            self.make_lazy(&from);
+        }
+    }
+
+    /// Paper: `NeighborUp(node)`. New links start eager so that the tree can use them at once;
+    /// duplicates prune the redundant ones.
+    fn on_neighbor_up(&mut self, peer: P) {
+        assert!(peer != self.me, "NeighborUp for this node itself: {peer:?}");
+        self.make_eager(&peer);
+    }
+
+    /// Paper: `NeighborDown(node)`, plus forgetting every state that names the peer.
+    fn on_neighbor_down(&mut self, peer: &P) {
+        remove_sorted(&mut self.eager_push_peers, peer);
+        remove_sorted(&mut self.lazy_push_peers, peer);
+        self.missing.remove_peer(peer);
+        self.lazy_queue.remove_peer(peer);
+    }
+
+    /// Sends every queued announcement, one IHAVE message per peer and chunk.
+    fn on_ihave_flush(&mut self, out: &mut Outbox<OutEvent<P>>) {
+        self.ihave_flush_armed = false;
+        for (peer, batch) in self.lazy_queue.take_all() {
+            for chunk in batch.chunks(self.config.ihave_batch_len_max) {
+                self.send_ihave(peer.clone(), chunk.to_vec(), out);
+            }
+        }
+    }
+
+    /// Paper: `Timer(mID)` expires: graft the message from the oldest announcer still up.
+    fn on_graft_timer(&mut self, id: MessageId, attempt: u16, out: &mut Outbox<OutEvent<P>>) {
+        let Some(entry) = self.missing.get_mut(&id) else {
+            // Delivered (or given up) meanwhile: a stale timer.
+            return;
+        };
+        if entry.attempt != attempt {
+            // Armed for an earlier entry of the same id (the cache expired in between).
+            return;
+        }
+        let Some((announcer, round)) = entry.announcers.pop_front() else {
+            // Every announcer was tried (or went down) and the payload never came.
+            self.missing.remove(&id);
+            self.stats.graft_exhausted += 1;
+            return;
+        };
+        // Like the paper, the next timer is armed even when no other announcer is known yet:
+        // it gives this GRAFT its round trip, and announcers arriving meanwhile are tried next.
+        // Only when it fires with nobody left is the message given up.
+        let Some(next_attempt) = attempt.checked_add(1) else {
+            self.missing.remove(&id);
+            self.stats.graft_exhausted += 1;
+            return;
+        };
+        entry.attempt = next_attempt;
+        debug_assert!(self.is_neighbor(&announcer), "announcers are removed when they go down");
+        self.make_eager(&announcer);
+        self.send(announcer, Message::Graft { id: Some(id), round }, out);
+        self.stats.graft_sent += 1;
+        out.push(OutEvent::ScheduleTimer {
+            after_ms: self.config.graft_timeout_2_ms,
+            timer: Timer::Graft { id, attempt: next_attempt },
+        });
+    }
+
+    /// Expires old cache entries and re-arms the sweep while anything is left.
+    fn on_cache_evict(&mut self, now_ms: u64, out: &mut Outbox<OutEvent<P>>) {
+        self.cache_evict_armed = false;
+        self.cache.expire(now_ms);
+        self.arm_cache_evict(out);
+    }
+
+    /// Caches and delivers a new message.
+    fn deliver(&mut self, now_ms: u64, delivery: Delivery<P>, out: &mut Outbox<OutEvent<P>>) {
+        let Delivery { id, tag, ref payload, round, ref from } = delivery;
+        self.missing.remove(&id);
+        let cached = CachedMessage {
+            tag,
+            payload: payload.clone(),
+            round,
+            from: from.clone(),
+            received_ms: now_ms,
+        };
+        self.cache.insert(id, cached);
+        self.arm_cache_evict(out);
+        self.stats.delivered += 1;
+        out.push(OutEvent::EmitEvent(Event::Received(delivery)));
+    }
+
+    /// Tree optimisation (paper §3.8): we hold `id`, received at round `r` from eager parent
+    /// `e`, and `announcer` offers it at `announced_round`. When `r >= announced_round +
+    /// optimization_threshold`, the announcer's path is much shorter: graft the announcer
+    /// (without asking for the message) and prune the parent.
+    fn optimise(
+        &mut self,
+        id: MessageId,
+        announcer: P,
+        announced_round: u16,
+        out: &mut Outbox<OutEvent<P>>,
+    ) {
+        let Some(cached) = self.cache.get(&id) else { return };
+        let Some(parent) = cached.from.clone() else {
+            // We are the origin; nothing is shorter than round 0.
+            return;
+        };
+        let received_round = u32::from(cached.round);
+        let threshold = u32::from(announced_round) + u32::from(self.config.optimization_threshold);
+        if parent == announcer
+            || received_round < threshold
+            || !self.is_eager(&parent)
+            || !self.is_neighbor(&announcer)
+        {
+            return;
+        }
+        self.make_eager(&announcer);
+        self.send(announcer.clone(), Message::Graft { id: None, round: announced_round }, out);
+        self.stats.graft_sent += 1;
+        self.make_lazy(&parent);
+        self.send(parent, Message::Prune, out);
+        self.stats.prune_sent += 1;
+        self.stats.optimisations += 1;
+        // The announcer is now this message's parent, at its round: later announcements are
+        // compared with the improved path, so one message causes at most one swap per
+        // `optimization_threshold` hops gained.
+        let cached = self.cache.get_mut(&id).expect("checked above and not removed since");
+        cached.from = Some(announcer);
+        cached.round = announced_round;
+    }
+
+    /// Sends `gossip` to every eager peer but `except`.
+    fn eager_push(&mut self, gossip: &Gossip, except: Option<&P>, out: &mut Outbox<OutEvent<P>>) {
+        for peer in &self.eager_push_peers {
+            if Some(peer) == except {
+                continue;
+            }
+            out.push(OutEvent::SendMessage {
+                to: peer.clone(),
+                message: Message::Gossip(gossip.clone()),
+            });
+            self.stats.gossip_sent += 1;
+        }
+    }
+
+    /// Queues `ihave` for every lazy peer but `except`.
+    fn lazy_push(&mut self, ihave: IHave, except: Option<&P>, out: &mut Outbox<OutEvent<P>>) {
+        let mut queued = false;
+        for i in 0..self.lazy_push_peers.len() {
+            let peer = &self.lazy_push_peers[i];
+            if Some(peer) == except {
+                continue;
+            }
+            let peer = peer.clone();
+            match self.lazy_queue.push(peer.clone(), ihave) {
+                Some(full) => self.send_ihave(peer, full, out),
+                None => queued = true,
+            }
+        }
+        if queued && !self.ihave_flush_armed {
+            self.ihave_flush_armed = true;
+            out.push(OutEvent::ScheduleTimer {
+                after_ms: self.config.ihave_batch_interval_ms,
+                timer: Timer::IHaveFlush,
+            });
+        }
+    }
+
+    fn send_ihave(&mut self, to: P, batch: Vec<IHave>, out: &mut Outbox<OutEvent<P>>) {
+        debug_assert!(!batch.is_empty() && batch.len() <= self.config.ihave_batch_len_max);
+        self.stats.ihave_messages_sent += 1;
+        self.stats.ihave_ids_sent += batch.len() as u64;
+        self.send(to, Message::IHave(batch), out);
+    }
+
+    fn send(&self, to: P, message: Message, out: &mut Outbox<OutEvent<P>>) {
+        out.push(OutEvent::SendMessage { to, message });
+    }
+
+    fn arm_cache_evict(&mut self, out: &mut Outbox<OutEvent<P>>) {
+        if !self.cache_evict_armed && !self.cache.is_empty() {
+            self.cache_evict_armed = true;
+            out.push(OutEvent::ScheduleTimer {
+                after_ms: self.config.cache_evict_interval_ms,
+                timer: Timer::CacheEvict,
+            });
+        }
+    }
+
+    fn is_eager(&self, peer: &P) -> bool {
+        self.eager_push_peers.binary_search(peer).is_ok()
+    }
+
+    fn is_neighbor(&self, peer: &P) -> bool {
+        self.is_eager(peer) || self.lazy_push_peers.binary_search(peer).is_ok()
+    }
+
+    /// Moves (or adds) `peer` to the eager set.
+    fn make_eager(&mut self, peer: &P) {
+        remove_sorted(&mut self.lazy_push_peers, peer);
+        insert_sorted(&mut self.eager_push_peers, peer);
+    }
+
+    /// Moves `peer`, a neighbour, to the lazy set.
+    fn make_lazy(&mut self, peer: &P) {
+        debug_assert!(self.is_neighbor(peer));
+        remove_sorted(&mut self.eager_push_peers, peer);
+        insert_sorted(&mut self.lazy_push_peers, peer);
+    }
+
+    fn check_invariants(&self) {
+        // Sorted and duplicate-free, hence binary search and deterministic order are valid.
+        assert!(self.eager_push_peers.windows(2).all(|w| w[0] < w[1]), "eager set unsorted");
+        assert!(self.lazy_push_peers.windows(2).all(|w| w[0] < w[1]), "lazy set unsorted");
+        // Disjoint: the neighbours are their union, so both are subsets of the neighbours.
+        assert!(
+            self.eager_push_peers.iter().all(|p| self.lazy_push_peers.binary_search(p).is_err()),
+            "a peer is both eager and lazy"
+        );
+        assert!(!self.is_neighbor(&self.me), "this node is its own neighbour");
+        assert!(self.cache.len() <= self.config.message_cache_len_max, "cache over its bound");
+        assert!(self.missing.len() <= self.config.missing_len_max, "missing over its bound");
+        assert!(self.cache_evict_armed || self.cache.is_empty(), "cache without eviction timer");
+        // The scans below are linear in the missing table and the lazy queue: debug builds only.
+        debug_assert!(
+            self.missing.ids().all(|id| !self.cache.contains(id)),
+            "a message is both cached and missing"
+        );
+        debug_assert!(
+            self.lazy_queue
+                .iter()
+                .all(|(p, n)| self.is_neighbor(p) && n < self.config.ihave_batch_len_max),
+            "lazy queue for a non-neighbour or over its bound"
+        );
+    }
+}
+
+fn insert_sorted<P: Ord + Clone>(peers: &mut Vec<P>, peer: &P) {
+    if let Err(at) = peers.binary_search(peer) {
+        peers.insert(at, peer.clone());
+    }
+}
+
+fn remove_sorted<P: Ord>(peers: &mut Vec<P>, peer: &P) {
+    if let Ok(at) = peers.binary_search(peer) {
+        peers.remove(at);
+    }
+}
