@@ -10,11 +10,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod hlc;
 pub mod hyparview;
 pub mod name;
 pub mod outbox;
 pub mod peer;
 pub mod plumtree;
+pub mod registry;
 pub mod rng;
 pub mod time;
 pub mod wire;

@@ -6,4 +6,6 @@
 
 mod primitives;
 
-pub use primitives::{decode_list, encode_list, DecodeError, Limits, Reader, Wire, Writer, WIRE_VERSION};
+pub use primitives::{
+    decode_list, encode_list, DecodeError, Limits, Reader, Wire, Writer, WIRE_VERSION,
+};

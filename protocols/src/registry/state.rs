@@ -1,0 +1,670 @@
+//! The registry state machine: registration API, delta and anti-entropy handling, suspicion
+//! and refutation.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+
+use super::crdt::Store;
+use super::error::{validate_service_name, RegisterError, UnregisterError};
+use super::events::{DownReason, Event, InEvent, OutEvent, Timer};
+use super::message::{
+    Delta, EntryUpdate, Message, OwnerDigest, OwnerState, OwnerStatus, OwnerSync, UnregisterReason,
+    Value,
+};
+use super::Config;
+use crate::hlc::Clock;
+use crate::outbox::Outbox;
+use crate::peer::PeerId;
+use crate::rng::Rng;
+use crate::time::Now;
+use crate::wire::{Limits, Wire, Writer};
+
+/// Counters for metrics and tests. Monotonic.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Broadcast deltas decoded and merged.
+    pub deltas_applied: u64,
+    /// Broadcast payloads that failed to decode (ignored).
+    pub decode_errors: u64,
+    /// Remote entries refused because their stamp was beyond `skew_max_ms`.
+    pub skew_rejected: u64,
+    /// `Suspect` broadcasts this node started.
+    pub suspicions_sent: u64,
+    /// Refutations (incarnation bumps) this node broadcast.
+    pub refutations_sent: u64,
+    /// Owners this node declared dead when their suspicion timer fired.
+    pub deaths_declared: u64,
+    /// `Digest` messages sent (anti-entropy rounds started, including on `PeerUp`).
+    pub digests_sent: u64,
+    /// `Sync` messages sent.
+    pub syncs_sent: u64,
+    /// `Sync` messages received and merged.
+    pub syncs_received: u64,
+    /// Tombstones removed after `tombstone_ttl_ms`.
+    pub tombstones_collected: u64,
+}
+
+/// One node's replica of the service registry.
+///
+/// Outputs per call: `register`/`unregister` push at most 2; `handle` pushes at most one event
+/// per affected entry plus one message per `sync_entries_per_message_max` entries sent, so a
+/// driver draining after every call needs an outbox of roughly twice the largest registry it
+/// expects (the default 65,536 covers the default bounds).
+#[derive(Debug)]
+pub struct State<P> {
+    pub(super) local: P,
+    pub(super) incarnation: u64,
+    pub(super) config: Config,
+    pub(super) limits: Limits,
+    pub(super) rng: Rng,
+    pub(super) clock: Clock,
+    pub(super) store: Store<P>,
+    pub(super) neighbours: BTreeSet<P>,
+    pub(super) local_registered: usize,
+    /// First owner of the next digest window (only used when there are more owners than
+    /// `digest_owners_max`).
+    pub(super) digest_cursor: Option<P>,
+    pub(super) stats: Stats,
+}
+
+impl<P: PeerId + Wire> State<P> {
+    /// A replica for node `local`, alive at `incarnation` (the node passes its start wall time
+    /// in ms, so a restarted node outranks its previous life), with decoding bounds
+    /// `Limits::default()`.
+    ///
+    /// # Panics
+    /// If `config` fails [`Config::validate`] (the driver validates it at startup).
+    pub fn new(local: P, incarnation: u64, config: Config, rng: Rng) -> Self {
+        if let Err(e) = config.validate() {
+            panic!("{e}");
+        }
+        let mut store = Store::default();
+        store.merge_status(&local, OwnerStatus::alive(incarnation));
+        Self {
+            local,
+            incarnation,
+            clock: Clock::new(config.skew_max_ms),
+            config,
+            limits: Limits::default(),
+            rng,
+            store,
+            neighbours: BTreeSet::new(),
+            local_registered: 0,
+            digest_cursor: None,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Replaces the decoding bounds used for broadcast payloads.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// This node's identity.
+    pub fn local(&self) -> &P {
+        &self.local
+    }
+
+    /// This node's current incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Arms the first anti-entropy timer. The node calls it once, after construction.
+    pub fn start(&mut self, _now: Now, out: &mut Outbox<OutEvent<P>>) {
+        self.arm_anti_entropy(out);
+    }
+
+    /// Registers `(name, local node, reg_id)` with `meta`: stamps it with the HLC, broadcasts
+    /// the delta and emits [`Event::Registered`]. Pushes exactly 2 outputs.
+    ///
+    /// # Errors
+    /// See [`RegisterError`]; on error nothing changed and nothing was pushed.
+    pub fn register(
+        &mut self,
+        now: Now,
+        name: &str,
+        reg_id: u64,
+        meta: Bytes,
+        out: &mut Outbox<OutEvent<P>>,
+    ) -> Result<(), RegisterError> {
+        validate_service_name(name)?;
+        if meta.len() > self.config.meta_size_max {
+            return Err(RegisterError::MetaTooLarge {
+                len: meta.len(),
+                len_max: self.config.meta_size_max,
+            });
+        }
+        if self.is_local_registered(name, reg_id) {
+            return Err(RegisterError::Duplicate { name: name.to_owned(), reg_id });
+        }
+        if self.local_registered >= self.config.services_local_max {
+            return Err(RegisterError::TooManyServices {
+                count_max: self.config.services_local_max,
+            });
+        }
+        let stamp = self.clock.now(now.wall_ms);
+        let value = Value::Registered { meta, stamp };
+        let changed = self.store.merge_entry(&self.local, name, reg_id, value.clone(), now.mono_ms);
+        assert!(changed.is_some(), "a fresh local stamp beats every stored value of our keys");
+        self.local_registered += 1;
+        self.broadcast_update(vec![EntryUpdate { name: name.to_owned(), reg_id, value }], out);
+        out.push(OutEvent::EmitEvent(Event::Registered {
+            name: name.to_owned(),
+            node: self.local.clone(),
+            reg_id,
+        }));
+        Ok(())
+    }
+
+    /// Ends the live registration `(name, local node, reg_id)`: writes a tombstone, broadcasts
+    /// it and emits [`Event::Unregistered`] (reason `Unregistered`) or [`Event::Down`] with
+    /// [`DownReason::HandleDropped`]. Pushes exactly 2 outputs.
+    ///
+    /// # Errors
+    /// See [`UnregisterError`]; on error nothing changed and nothing was pushed.
+    pub fn unregister(
+        &mut self,
+        now: Now,
+        name: &str,
+        reg_id: u64,
+        reason: UnregisterReason,
+        out: &mut Outbox<OutEvent<P>>,
+    ) -> Result<(), UnregisterError> {
+        validate_service_name(name)?;
+        if !self.is_local_registered(name, reg_id) {
+            return Err(UnregisterError::NotRegistered { name: name.to_owned(), reg_id });
+        }
+        let stamp = self.clock.now(now.wall_ms);
+        let value = Value::Tombstone { stamp, reason };
+        let changed = self.store.merge_entry(&self.local, name, reg_id, value.clone(), now.mono_ms);
+        assert!(changed.is_some(), "a fresh local stamp beats every stored value of our keys");
+        self.local_registered -= 1;
+        self.broadcast_update(vec![EntryUpdate { name: name.to_owned(), reg_id, value }], out);
+        out.push(OutEvent::EmitEvent(removal_event(
+            name.to_owned(),
+            self.local.clone(),
+            reg_id,
+            reason,
+        )));
+        Ok(())
+    }
+
+    /// Processes one input.
+    pub fn handle(&mut self, now: Now, event: InEvent<P>, out: &mut Outbox<OutEvent<P>>) {
+        match event {
+            InEvent::Delivered { payload } => self.on_delivered(now, &payload, out),
+            InEvent::Message { from, message } => match message {
+                Message::Digest { range_start, range_end, owners } => {
+                    self.handle_digest(from, range_start, range_end, owners, out);
+                }
+                Message::Sync { owners } => self.handle_sync(now, owners, out),
+                Message::SyncRequest { owners } => self.handle_sync_request(from, owners, out),
+            },
+            InEvent::PeerUp(peer) => self.on_peer_up(peer, out),
+            InEvent::PeerDown { peer, failed } => self.on_peer_down(peer, failed, out),
+            InEvent::TimerExpired(Timer::AntiEntropy) => self.on_anti_entropy(now, out),
+            InEvent::TimerExpired(Timer::Suspicion { node, incarnation }) => {
+                self.on_suspicion_timeout(node, incarnation, out);
+            }
+        }
+    }
+
+    fn is_local_registered(&self, name: &str, reg_id: u64) -> bool {
+        self.store.record(&self.local).is_some_and(|r| {
+            r.entries.get(&(name.to_owned(), reg_id)).is_some_and(|s| s.value.is_registered())
+        })
+    }
+
+    // ---- broadcasts -------------------------------------------------------------------
+
+    fn on_delivered(&mut self, now: Now, payload: &[u8], out: &mut Outbox<OutEvent<P>>) {
+        let delta = match Delta::<P>::decode(payload, &self.limits) {
+            Ok(delta) => delta,
+            Err(_) => {
+                self.stats.decode_errors += 1;
+                return;
+            }
+        };
+        self.stats.deltas_applied += 1;
+        match delta {
+            Delta::Update { owner, incarnation, entries }
+            | Delta::Alive { node: owner, incarnation, entries } => {
+                self.apply_status(&owner, OwnerStatus::alive(incarnation), out);
+                for entry in entries {
+                    self.apply_entry(now, &owner, entry, out);
+                }
+            }
+            Delta::Suspect { node, incarnation } => {
+                let status = OwnerStatus { incarnation, state: OwnerState::Suspect };
+                self.apply_status(&node, status, out);
+            }
+        }
+    }
+
+    fn broadcast_update(&mut self, entries: Vec<EntryUpdate>, out: &mut Outbox<OutEvent<P>>) {
+        for entries in self.chunk_owner(self.incarnation, entries) {
+            let delta =
+                Delta::Update { owner: self.local.clone(), incarnation: self.incarnation, entries };
+            out.push(OutEvent::Broadcast(delta.encode()));
+        }
+    }
+
+    // ---- merging ----------------------------------------------------------------------
+
+    /// Merges a status for `owner` and emits the resulting visibility changes. A status about
+    /// this node is never stored: if it outranks our own, we refute.
+    fn apply_status(&mut self, owner: &P, status: OwnerStatus, out: &mut Outbox<OutEvent<P>>) {
+        if *owner == self.local {
+            if status > OwnerStatus::alive(self.incarnation) {
+                self.refute(status.incarnation, out);
+            }
+            return;
+        }
+        let Some(before) = self.store.merge_status(owner, status) else { return };
+        let was_dead = before.is_some_and(|s| s.state == OwnerState::Dead);
+        let is_dead = status.state == OwnerState::Dead;
+        if was_dead != is_dead {
+            // Invariant: merge_status just stored a record for `owner`.
+            let record = self.store.record(owner).expect("record exists after merge_status");
+            for ((name, reg_id), _) in record.registered() {
+                let event = if is_dead {
+                    Event::Down {
+                        name: name.clone(),
+                        node: owner.clone(),
+                        reg_id: *reg_id,
+                        reason: DownReason::NodeDown,
+                    }
+                } else {
+                    Event::Registered { name: name.clone(), node: owner.clone(), reg_id: *reg_id }
+                };
+                out.push(OutEvent::EmitEvent(event));
+            }
+        }
+        if status.state == OwnerState::Suspect {
+            out.push(OutEvent::ScheduleTimer {
+                after_ms: self.config.suspicion_timeout_ms,
+                timer: Timer::Suspicion { node: owner.clone(), incarnation: status.incarnation },
+            });
+        }
+    }
+
+    /// Merges one remote entry of `owner` and emits the resulting visibility change.
+    fn apply_entry(
+        &mut self,
+        now: Now,
+        owner: &P,
+        entry: EntryUpdate,
+        out: &mut Outbox<OutEvent<P>>,
+    ) {
+        let EntryUpdate { name, reg_id, value } = entry;
+        let key = (name, reg_id);
+        let held = self.store.record(owner).and_then(|r| r.entries.get(&key)).map(|s| &s.value);
+        if held.is_some_and(|held| value <= *held) {
+            return; // Nothing new: idempotent re-merge, no clock update needed.
+        }
+        let held_is_none = held.is_none();
+        let held_registered = held.is_some_and(Value::is_registered);
+        if let Err(_skew) = self.clock.update(now.wall_ms, value.stamp()) {
+            self.stats.skew_rejected += 1;
+            return;
+        }
+        let (name, reg_id) = key;
+        if *owner == self.local {
+            match (held_is_none, value.is_registered(), held_registered) {
+                // A tombstone of a key we do not hold says what we already know; storing it
+                // would only make it bounce between replicas' collections.
+                (true, false, _) => {}
+                // A newer tombstone over our tombstone: harmless, keep it for convergence.
+                (false, false, false) => {
+                    self.store.merge_entry(owner, &name, reg_id, value, now.mono_ms);
+                }
+                _ => self.reclaim(now, name, reg_id, out),
+            }
+            return;
+        }
+        if held_is_none
+            && !value.is_registered()
+            && value.stamp().wall_ms.saturating_add(self.config.tombstone_ttl_ms) <= now.wall_ms
+        {
+            // A tombstone older than the TTL for a key we never held: it has been (or is about
+            // to be) collected everywhere; storing it again would make it bounce forever.
+            return;
+        }
+        let owner_dead =
+            self.store.record(owner).is_some_and(|r| r.status.state == OwnerState::Dead);
+        let is_registered = value.is_registered();
+        let tombstone_reason = match &value {
+            Value::Tombstone { reason, .. } => Some(*reason),
+            Value::Registered { .. } => None,
+        };
+        let Some(before) = self.store.merge_entry(owner, &name, reg_id, value, now.mono_ms) else {
+            return;
+        };
+        let was_registered = before.as_ref().is_some_and(Value::is_registered);
+        if owner_dead || was_registered == is_registered {
+            return; // Visibility unchanged (hidden owner, or a newer write of the same kind).
+        }
+        let event = match tombstone_reason {
+            None => Event::Registered { name, node: owner.clone(), reg_id },
+            Some(reason) => removal_event(name, owner.clone(), reg_id, reason),
+        };
+        out.push(OutEvent::EmitEvent(event));
+    }
+
+    /// Someone holds a write of one of *our* keys that beats ours and would change its
+    /// liveness: a leftover from a previous life of this node (or a write brought back after
+    /// our tombstone was collected). We are the single writer: re-assert our current value
+    /// (a tombstone if we hold nothing) with a stamp beyond it (the clock was already moved
+    /// past the foreign stamp).
+    fn reclaim(&mut self, now: Now, name: String, reg_id: u64, out: &mut Outbox<OutEvent<P>>) {
+        let held = self
+            .store
+            .record(&self.local)
+            .and_then(|r| r.entries.get(&(name.clone(), reg_id)))
+            .map(|s| s.value.clone());
+        let stamp = self.clock.now(now.wall_ms);
+        let value = match held {
+            Some(Value::Registered { meta, .. }) => Value::Registered { meta, stamp },
+            Some(Value::Tombstone { reason, .. }) => Value::Tombstone { stamp, reason },
+            None => Value::Tombstone { stamp, reason: UnregisterReason::HandleDropped },
+        };
+        let changed =
+            self.store.merge_entry(&self.local, &name, reg_id, value.clone(), now.mono_ms);
+        assert!(changed.is_some(), "a fresh local stamp beats every stored value of our keys");
+        self.broadcast_update(vec![EntryUpdate { name, reg_id, value }], out);
+    }
+
+    /// Someone believes this node is suspect/dead (or knows a later life): bump the
+    /// incarnation beyond theirs and broadcast `Alive` with every live entry.
+    fn refute(&mut self, incarnation_seen: u64, out: &mut Outbox<OutEvent<P>>) {
+        // Incarnations start at a wall time in ms; u64::MAX is unreachable, saturate anyway.
+        self.incarnation = self.incarnation.max(incarnation_seen).saturating_add(1);
+        self.store.merge_status(&self.local, OwnerStatus::alive(self.incarnation));
+        self.stats.refutations_sent += 1;
+        let entries: Vec<EntryUpdate> = self
+            .store
+            .record(&self.local)
+            .map(|r| {
+                r.registered()
+                    .map(|((name, reg_id), s)| EntryUpdate {
+                        name: name.clone(),
+                        reg_id: *reg_id,
+                        value: s.value.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for entries in self.chunk_owner(self.incarnation, entries) {
+            let delta =
+                Delta::Alive { node: self.local.clone(), incarnation: self.incarnation, entries };
+            out.push(OutEvent::Broadcast(delta.encode()));
+        }
+    }
+
+    // ---- failure detection ------------------------------------------------------------
+
+    fn on_peer_up(&mut self, peer: P, out: &mut Outbox<OutEvent<P>>) {
+        if peer == self.local {
+            return;
+        }
+        self.neighbours.insert(peer.clone());
+        self.send_digest(peer, out);
+    }
+
+    fn on_peer_down(&mut self, peer: P, failed: bool, out: &mut Outbox<OutEvent<P>>) {
+        self.neighbours.remove(&peer);
+        if !failed || peer == self.local {
+            return; // Leaving an active view says nothing about the peer's services.
+        }
+        let Some(record) = self.store.record(&peer) else { return };
+        if record.status.state != OwnerState::Alive || !record.has_registered() {
+            return; // Already suspected/dead at this incarnation, or nothing to protect.
+        }
+        let incarnation = record.status.incarnation;
+        self.stats.suspicions_sent += 1;
+        let suspect = Delta::Suspect { node: peer.clone(), incarnation };
+        out.push(OutEvent::Broadcast(suspect.encode()));
+        self.apply_status(&peer, OwnerStatus { incarnation, state: OwnerState::Suspect }, out);
+    }
+
+    fn on_suspicion_timeout(&mut self, node: P, incarnation: u64, out: &mut Outbox<OutEvent<P>>) {
+        let suspected = OwnerStatus { incarnation, state: OwnerState::Suspect };
+        if self.store.record(&node).map(|r| r.status) != Some(suspected) {
+            return; // Refuted, or already dead.
+        }
+        self.stats.deaths_declared += 1;
+        self.apply_status(&node, OwnerStatus { incarnation, state: OwnerState::Dead }, out);
+    }
+
+    // ---- anti-entropy -----------------------------------------------------------------
+
+    fn arm_anti_entropy(&mut self, out: &mut Outbox<OutEvent<P>>) {
+        let period = self.config.anti_entropy_period_ms;
+        let after_ms = period - period / 4 + self.rng.below(period / 2 + 1);
+        out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::AntiEntropy });
+    }
+
+    fn on_anti_entropy(&mut self, now: Now, out: &mut Outbox<OutEvent<P>>) {
+        self.stats.tombstones_collected +=
+            self.store.collect_tombstones(now.mono_ms, self.config.tombstone_ttl_ms);
+        let neighbours: Vec<P> = self.neighbours.iter().cloned().collect();
+        if let Some(peer) = self.rng.choose(&neighbours).cloned() {
+            self.send_digest(peer, out);
+        }
+        self.arm_anti_entropy(out);
+    }
+
+    /// Builds the digest of the next window of owners (all of them when they fit).
+    pub(super) fn digest(&mut self) -> Message<P> {
+        let records = self.store.records();
+        let max = self.config.digest_owners_max;
+        if records.len() <= max {
+            let owners = records.iter().map(|(p, r)| (p.clone(), r.digest())).collect();
+            return Message::Digest { range_start: None, range_end: None, owners };
+        }
+        let start = match &self.digest_cursor {
+            Some(cursor) => records.range(cursor.clone()..).next().map(|(p, _)| p.clone()),
+            None => None,
+        };
+        let window: Vec<(P, OwnerDigest)> = match &start {
+            Some(start) => records.range(start.clone()..),
+            None => records.range(..),
+        }
+        .take(max)
+        .map(|(p, r)| (p.clone(), r.digest()))
+        .collect();
+        // Invariant: records.len() > max >= 1, so the window is non-empty.
+        let last = window.last().map(|(p, _)| p.clone()).expect("non-empty digest window");
+        let next = records.range(last.clone()..).nth(1).map(|(p, _)| p.clone());
+        let range_end = next.as_ref().map(|_| last);
+        self.digest_cursor = next;
+        Message::Digest { range_start: start, range_end, owners: window }
+    }
+
+    fn send_digest(&mut self, to: P, out: &mut Outbox<OutEvent<P>>) {
+        let message = self.digest();
+        self.stats.digests_sent += 1;
+        out.push(OutEvent::SendMessage { to, message });
+    }
+
+    fn handle_digest(
+        &mut self,
+        from: P,
+        range_start: Option<P>,
+        range_end: Option<P>,
+        owners: Vec<(P, OwnerDigest)>,
+        out: &mut Outbox<OutEvent<P>>,
+    ) {
+        let mut push: Vec<OwnerSync<P>> = Vec::new();
+        let mut pull: Vec<P> = Vec::new();
+        let mut seen: BTreeSet<&P> = BTreeSet::new();
+        for (owner, theirs) in owners.iter().take(self.config.digest_owners_max) {
+            seen.insert(owner);
+            let Some(record) = self.store.record(owner) else {
+                pull.push(owner.clone());
+                continue;
+            };
+            let mine = record.digest();
+            if mine.same_entries(theirs) {
+                if mine.status() > theirs.status() {
+                    push.push(OwnerSync {
+                        owner: owner.clone(),
+                        status: record.status,
+                        entries: Vec::new(),
+                    });
+                } else if theirs.status() > mine.status() {
+                    pull.push(owner.clone());
+                }
+            } else {
+                // Summaries cannot tell which side is missing what: exchange both ways.
+                push.push(OwnerSync {
+                    owner: owner.clone(),
+                    status: record.status,
+                    entries: record.updates(),
+                });
+                pull.push(owner.clone());
+            }
+        }
+        let in_range = |p: &P| {
+            range_start.as_ref().is_none_or(|s| p >= s) && range_end.as_ref().is_none_or(|e| p <= e)
+        };
+        for (owner, record) in self.store.records() {
+            if !seen.contains(owner) && in_range(owner) {
+                push.push(OwnerSync {
+                    owner: owner.clone(),
+                    status: record.status,
+                    entries: record.updates(),
+                });
+            }
+        }
+        push.sort_by(|a, b| a.owner.cmp(&b.owner));
+        self.send_syncs(&from, push, out);
+        if !pull.is_empty() {
+            out.push(OutEvent::SendMessage {
+                to: from,
+                message: Message::SyncRequest { owners: pull },
+            });
+        }
+    }
+
+    fn handle_sync_request(&mut self, from: P, owners: Vec<P>, out: &mut Outbox<OutEvent<P>>) {
+        let push: Vec<OwnerSync<P>> = owners
+            .iter()
+            .take(self.config.digest_owners_max)
+            .filter_map(|owner| {
+                self.store.record(owner).map(|record| OwnerSync {
+                    owner: owner.clone(),
+                    status: record.status,
+                    entries: record.updates(),
+                })
+            })
+            .collect();
+        self.send_syncs(&from, push, out);
+    }
+
+    fn handle_sync(&mut self, now: Now, owners: Vec<OwnerSync<P>>, out: &mut Outbox<OutEvent<P>>) {
+        self.stats.syncs_received += 1;
+        for OwnerSync { owner, status, entries } in owners {
+            self.apply_status(&owner, status, out);
+            for entry in entries {
+                self.apply_entry(now, &owner, entry, out);
+            }
+        }
+    }
+
+    fn send_syncs(&mut self, to: &P, records: Vec<OwnerSync<P>>, out: &mut Outbox<OutEvent<P>>) {
+        for owners in self.chunk_syncs(records) {
+            self.stats.syncs_sent += 1;
+            out.push(OutEvent::SendMessage { to: to.clone(), message: Message::Sync { owners } });
+        }
+    }
+
+    // ---- message bounds ---------------------------------------------------------------
+
+    /// Splits owner records into messages of at most `sync_entries_per_message_max` items
+    /// (one per owner header, one per entry) and about `message_size_max` bytes. An owner may
+    /// span several messages (each chunk repeats its status); a single entry is never split,
+    /// and every chunk of an owner carries at least one entry.
+    pub(super) fn chunk_syncs(&self, records: Vec<OwnerSync<P>>) -> Vec<Vec<OwnerSync<P>>> {
+        let items_max = self.config.sync_entries_per_message_max;
+        let size_max = self.config.message_size_max;
+        let mut messages = Vec::new();
+        let mut current: Vec<OwnerSync<P>> = Vec::new();
+        let (mut items, mut size) = (0usize, 5usize); // type byte + list length
+        for OwnerSync { owner, status, entries } in records {
+            let header = encoded_size(&owner) + OwnerStatus::ENCODED_SIZE + 4;
+            let mut entries = entries.into_iter().peekable();
+            loop {
+                let first = entries.peek().map_or(0, EntryUpdate::encoded_size);
+                let needed_items = if entries.peek().is_some() { 2 } else { 1 };
+                if !current.is_empty()
+                    && (items + needed_items > items_max || size + header + first > size_max)
+                {
+                    messages.push(std::mem::take(&mut current));
+                    (items, size) = (0, 5);
+                }
+                let mut chunk = OwnerSync { owner: owner.clone(), status, entries: Vec::new() };
+                items += 1;
+                size += header;
+                while let Some(entry) = entries.peek() {
+                    let entry_size = entry.encoded_size();
+                    if items + 1 > items_max
+                        || (size + entry_size > size_max && !chunk.entries.is_empty())
+                    {
+                        break;
+                    }
+                    items += 1;
+                    size += entry_size;
+                    // Invariant: peek() just returned Some.
+                    chunk.entries.push(entries.next().expect("peeked entry"));
+                }
+                current.push(chunk);
+                if entries.peek().is_none() {
+                    break;
+                }
+                messages.push(std::mem::take(&mut current));
+                (items, size) = (0, 5);
+            }
+        }
+        if !current.is_empty() {
+            messages.push(current);
+        }
+        messages
+    }
+
+    /// Splits one owner's entries into broadcast-sized chunks (at least one, possibly empty).
+    fn chunk_owner(&self, incarnation: u64, entries: Vec<EntryUpdate>) -> Vec<Vec<EntryUpdate>> {
+        let record = OwnerSync {
+            owner: self.local.clone(),
+            status: OwnerStatus::alive(incarnation),
+            entries,
+        };
+        self.chunk_syncs(vec![record])
+            .into_iter()
+            .flat_map(|message| message.into_iter().map(|chunk| chunk.entries))
+            .collect()
+    }
+}
+
+fn encoded_size<T: Wire>(value: &T) -> usize {
+    let mut w = Writer::new();
+    value.encode(&mut w);
+    w.len()
+}
+
+fn removal_event<P>(name: String, node: P, reg_id: u64, reason: UnregisterReason) -> Event<P> {
+    match reason {
+        UnregisterReason::Unregistered => Event::Unregistered { name, node, reg_id },
+        UnregisterReason::HandleDropped => {
+            Event::Down { name, node, reg_id, reason: DownReason::HandleDropped }
+        }
+    }
+}
