@@ -13,11 +13,13 @@
 pub mod hlc;
 pub mod hyparview;
 pub mod name;
+pub mod node;
 pub mod outbox;
 pub mod peer;
 pub mod plumtree;
 pub mod registry;
 pub mod rng;
+pub mod sim;
 pub mod time;
 pub mod wire;
 

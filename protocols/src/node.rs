@@ -32,7 +32,7 @@ const INTERNAL_STEPS_MAX: usize = 4096;
 
 /// One cluster member's protocol state.
 #[derive(Debug)]
-pub struct Node<P> {
+pub struct Node<P: PeerId> {
     me: P,
     config: Config,
     hyparview: hyparview::State<P>,
@@ -47,7 +47,7 @@ pub struct Node<P> {
 }
 
 #[derive(Debug)]
-enum Internal<P> {
+enum Internal<P: PeerId> {
     Hyparview(hyparview::InEvent<P>),
     Plumtree(plumtree::InEvent<P>),
     Registry(registry::InEvent<P>),
@@ -66,8 +66,11 @@ impl<P: PeerId + Wire> Node<P> {
         }
         let hyparview = hyparview::State::new(me.clone(), config.hyparview.clone(), rng.fork());
         let plumtree = plumtree::State::new(me.clone(), config.plumtree.clone(), rng.fork());
+        // The registry incarnation starts at the wall clock: a restarted node outranks every
+        // status (including "dead") recorded about its previous life.
         let registry =
-            registry::State::new(me.clone(), config.registry.clone(), rng.fork(), now.wall_ms);
+            registry::State::new(me.clone(), now.wall_ms, config.registry.clone(), rng.fork())
+                .with_limits(config.limits.clone());
         // Broadcast sequence numbers start at a random point so a restarted node never reuses
         // the ids of its previous incarnation that may still sit in peers' caches.
         let next_seq = rng.next_u64() >> 1;
@@ -202,7 +205,7 @@ impl<P: PeerId + Wire> Node<P> {
     fn pump(&mut self, now: Now, out: &mut Outbox<OutEvent<P>>) {
         let mut steps = 0usize;
         loop {
-            self.route_outputs(now, out);
+            self.route_outputs(out);
             let Some(next) = self.internal.pop_front() else { break };
             steps += 1;
             assert!(steps <= INTERNAL_STEPS_MAX, "node: internal hand-off loop exceeded its bound");
@@ -214,7 +217,7 @@ impl<P: PeerId + Wire> Node<P> {
         }
     }
 
-    fn route_outputs(&mut self, now: Now, out: &mut Outbox<OutEvent<P>>) {
+    fn route_outputs(&mut self, out: &mut Outbox<OutEvent<P>>) {
         for o in self.hyparview_out.drain() {
             match o {
                 hyparview::OutEvent::SendMessage { to, message } => {
@@ -266,11 +269,9 @@ impl<P: PeerId + Wire> Node<P> {
         for o in self.registry_out.drain() {
             match o {
                 registry::OutEvent::Broadcast(payload) => {
-                    let id = {
-                        let seq = self.next_seq;
-                        self.next_seq = self.next_seq.wrapping_add(1);
-                        MessageId((u128::from(self.origin_hash) << 64) | u128::from(seq))
-                    };
+                    let seq = self.next_seq;
+                    self.next_seq = self.next_seq.wrapping_add(1);
+                    let id = MessageId((u128::from(self.origin_hash) << 64) | u128::from(seq));
                     self.internal.push_back(Internal::Plumtree(plumtree::InEvent::Broadcast {
                         id,
                         tag: Tag::REGISTRY,
@@ -286,6 +287,5 @@ impl<P: PeerId + Wire> Node<P> {
                 registry::OutEvent::EmitEvent(event) => out.push(OutEvent::EmitEvent(Event::Registry(event))),
             }
         }
-        let _ = now;
     }
 }

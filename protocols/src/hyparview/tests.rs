@@ -228,7 +228,8 @@ fn rejected_promotion_defers_the_candidate_and_tries_the_next() {
             emit(Event::PeerDown(1, DownReason::Failed)),
             OutEvent::ScheduleTimer { after_ms: 30_000, timer: Timer::PendingTimeout { peer: 10, op_id: 0 } },
             send(10, Message::Neighbor { priority: Priority::High }),
-            OutEvent::ScheduleTimer { after_ms: 1_000, timer: Timer::Promote },
+            // 1 is in backoff until 2 s from now: retry promotion then.
+            OutEvent::ScheduleTimer { after_ms: 2_000, timer: Timer::Promote },
         ]
     );
     let entry = s.passive_entry(&1).expect("failed active peer kept in passive");

@@ -28,7 +28,7 @@ pub struct OverlayStats {
 
 /// Measures the overlay. `samples` bounds the BFS sources and clustering samples so the cost
 /// stays O(samples · N).
-pub fn measure(
+pub(crate) fn measure(
     views: &BTreeMap<NodeIndex, Vec<NodeIndex>>,
     active_size: usize,
     samples: usize,
