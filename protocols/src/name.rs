@@ -82,7 +82,9 @@ pub fn validate(text: &str) -> Result<(), NameError> {
     if count != 1 {
         return Err(NameError::AtCount { count });
     }
-    if let Some(ch) = text.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '@'))) {
+    if let Some(ch) =
+        text.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '@')))
+    {
         return Err(NameError::InvalidChar { ch });
     }
     let (name, host) = text.split_once('@').ok_or(NameError::AtCount { count })?;
@@ -132,7 +134,10 @@ mod tests {
     #[test]
     fn rejects_each_rule() {
         assert_eq!(validate(""), Err(NameError::Length { len: 0 }));
-        assert_eq!(validate(&format!("a@{}", "b".repeat(254))), Err(NameError::Length { len: 256 }));
+        assert_eq!(
+            validate(&format!("a@{}", "b".repeat(254))),
+            Err(NameError::Length { len: 256 })
+        );
         assert_eq!(validate("ab"), Err(NameError::AtCount { count: 0 }));
         assert_eq!(validate("a@b@c"), Err(NameError::AtCount { count: 2 }));
         assert_eq!(validate("@b"), Err(NameError::EmptyPart { part: "name" }));

@@ -249,8 +249,7 @@ impl<'a> Reader<'a> {
     pub fn short_str(&mut self, what: &'static str) -> Result<&'a str, DecodeError> {
         let len = usize::from(self.u8()?);
         let raw = self.take(len)?;
-        std::str::from_utf8(raw)
-            .map_err(|e| DecodeError::Invalid { what, reason: e.to_string() })
+        std::str::from_utf8(raw).map_err(|e| DecodeError::Invalid { what, reason: e.to_string() })
     }
     /// Reads `n` raw bytes.
     pub fn raw(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
