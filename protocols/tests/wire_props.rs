@@ -184,13 +184,14 @@ fn hostile_length_prefixes_fail_fast() {
         payload_size_max: usize::MAX,
         list_len_max: usize::MAX,
     };
-    let mut frames: Vec<Vec<u8>> = Vec::new();
-    // ShuffleReply / Shuffle peer counts.
-    frames.push([&[1, 0x07][..], &max].concat());
-    frames.push([&[1, 0x06, 0, 0, 0, 0, 0, 0, 0, 1, 5][..], &max].concat());
-    // IHave count, Gossip payload length.
-    frames.push([&[1, 0x11][..], &max].concat());
-    frames.push([&[1, 0x10][..], &[0; 20], &max].concat());
+    let frames: Vec<Vec<u8>> = vec![
+        // ShuffleReply and Shuffle peer counts.
+        [&[1, 0x07][..], &max].concat(),
+        [&[1, 0x06, 0, 0, 0, 0, 0, 0, 0, 1, 5][..], &max].concat(),
+        // IHave count, Gossip payload length.
+        [&[1, 0x11][..], &max].concat(),
+        [&[1, 0x10][..], &[0; 20], &max].concat(),
+    ];
 
     let started = Instant::now();
     for limits in [Limits::default(), wide_open] {
