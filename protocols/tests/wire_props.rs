@@ -80,6 +80,8 @@ fn round_trips<M: Wire + PartialEq + Debug>(msg: &M, limits: &Limits) -> Result<
     let bytes = encode_frame(msg);
     let decoded = decode_frame::<M>(&bytes, limits);
     prop_assert_eq!(decoded.as_ref(), Ok(msg));
+    // The buffer-sizing hint is exact for every shoal message type.
+    prop_assert_eq!(msg.encoded_size_hint(), bytes.len() - 1);
     Ok(())
 }
 

@@ -19,7 +19,7 @@ pub const REGISTRY_TYPES: RangeInclusive<u8> = 0x20..=0x2F;
 
 /// Encodes `msg` as a complete frame: the version byte, then the message.
 pub fn encode_frame<M: Wire>(msg: &M) -> Bytes {
-    let mut w = Writer::new();
+    let mut w = Writer::with_capacity(1 + msg.encoded_size_hint());
     w.u8(WIRE_VERSION);
     msg.encode(&mut w);
     w.finish()

@@ -12,7 +12,9 @@
 //! | 0x06 | `Shuffle`        | `origin: P`, `ttl: u8`, `peers: u32 count, P × count` |
 //! | 0x07 | `ShuffleReply`   | `peers: u32 count, P × count`                     |
 
-use super::primitives::{decode_list, encode_list, DecodeError, Limits, Reader, Wire, Writer};
+use super::primitives::{
+    decode_list, encode_list, list_size_hint, DecodeError, Limits, Reader, Wire, Writer,
+};
 use crate::hyparview::{Message, Priority};
 
 /// Message-type byte of [`Message::Join`].
@@ -112,6 +114,18 @@ impl<P: Wire> Wire for Message<P> {
                 Ok(Self::ShuffleReply { peers: decode_list(r, limits, "shuffle reply peers")? })
             }
             tag => Err(DecodeError::UnknownTag { what: "hyparview message type", tag }),
+        }
+    }
+
+    fn encoded_size_hint(&self) -> usize {
+        1 + match self {
+            Self::Join => 0,
+            Self::ForwardJoin { peer, .. } => peer.encoded_size_hint() + 1,
+            Self::Neighbor { .. } | Self::NeighborReply { .. } | Self::Disconnect { .. } => 1,
+            Self::Shuffle { origin, peers, .. } => {
+                origin.encoded_size_hint() + 1 + list_size_hint(peers)
+            }
+            Self::ShuffleReply { peers } => list_size_hint(peers),
         }
     }
 }

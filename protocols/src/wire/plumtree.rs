@@ -13,7 +13,9 @@
 
 use bytes::Bytes;
 
-use super::primitives::{decode_list, encode_list, DecodeError, Limits, Reader, Wire, Writer};
+use super::primitives::{
+    decode_list, encode_list, list_size_hint, DecodeError, Limits, Reader, Wire, Writer,
+};
 use crate::plumtree::{Gossip, IHave, Message, MessageId, Tag};
 
 /// Message-type byte of [`Message::Gossip`].
@@ -79,6 +81,9 @@ impl Wire for Gossip {
         let payload = Bytes::copy_from_slice(r.bytes("gossip payload", limits.payload_size_max)?);
         Ok(Self { id, round, tag, payload })
     }
+    fn encoded_size_hint(&self) -> usize {
+        Self::ENCODED_SIZE_MIN + self.payload.len()
+    }
 }
 
 impl Wire for Message {
@@ -125,6 +130,16 @@ impl Wire for Message {
             }
             TYPE_PRUNE => Ok(Self::Prune),
             tag => Err(DecodeError::UnknownTag { what: "plumtree message type", tag }),
+        }
+    }
+
+    fn encoded_size_hint(&self) -> usize {
+        1 + match self {
+            Self::Gossip(gossip) => gossip.encoded_size_hint(),
+            Self::IHave(batch) => list_size_hint(batch),
+            Self::Graft { id: None, .. } => 1 + 2,
+            Self::Graft { id: Some(_), .. } => 1 + 16 + 2,
+            Self::Prune => 0,
         }
     }
 }
