@@ -4,8 +4,15 @@
 //! as hostile: every length is checked against the remaining input *and* a configured bound
 //! before anything is allocated, and every failure is a typed [`DecodeError`], never a panic.
 
+mod frame;
+pub mod hyparview;
+pub mod plumtree;
 mod primitives;
 
+pub use frame::{
+    decode_frame, encode_frame, peek_message_type, HYPARVIEW_TYPES, PLUMTREE_TYPES, REGISTRY_TYPES,
+};
 pub use primitives::{
-    decode_list, encode_list, DecodeError, Limits, Reader, Wire, Writer, WIRE_VERSION,
+    decode_list, encode_list, list_size_hint, DecodeError, Limits, Reader, Wire, Writer,
+    WIRE_VERSION,
 };

@@ -93,6 +93,11 @@ impl Writer {
         Self::default()
     }
 
+    /// An empty writer with room for `capacity` bytes, so encoding does not reallocate.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self { buf: BytesMut::with_capacity(capacity) }
+    }
+
     /// Writes one byte.
     pub fn u8(&mut self, v: u8) {
         self.buf.put_u8(v);
@@ -272,6 +277,12 @@ pub trait Wire: Sized {
     fn encode(&self, w: &mut Writer);
     /// Decodes one value, checking every bound in `limits`.
     fn decode(r: &mut Reader<'_>, limits: &Limits) -> Result<Self, DecodeError>;
+    /// Expected size of the encoding of `self` in bytes, used only to size the output buffer
+    /// up front (never trusted when decoding). Defaults to [`Self::ENCODED_SIZE_MIN`], exact
+    /// for fixed-size types; variable-size types override it.
+    fn encoded_size_hint(&self) -> usize {
+        Self::ENCODED_SIZE_MIN
+    }
 }
 
 impl Wire for u32 {
@@ -299,6 +310,9 @@ impl Wire for NodeName {
     fn encode(&self, w: &mut Writer) {
         w.short_str(self.as_str());
     }
+    fn encoded_size_hint(&self) -> usize {
+        1 + self.as_str().len()
+    }
     fn decode(r: &mut Reader<'_>, _limits: &Limits) -> Result<Self, DecodeError> {
         let text = r.short_str("node name")?;
         name::validate(text)
@@ -314,6 +328,12 @@ pub fn encode_list<T: Wire>(w: &mut Writer, items: &[T]) {
     for item in items {
         item.encode(w);
     }
+}
+
+/// Size of [`encode_list`]'s output for `items` (the u32 prefix plus each item's
+/// [`Wire::encoded_size_hint`]).
+pub fn list_size_hint<T: Wire>(items: &[T]) -> usize {
+    4 + items.iter().map(Wire::encoded_size_hint).sum::<usize>()
 }
 
 /// Decodes a u32-prefixed list of at most `limits.list_len_max` items.
