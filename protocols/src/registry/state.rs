@@ -226,12 +226,9 @@ impl<P: PeerId + Wire> State<P> {
     // ---- broadcasts -------------------------------------------------------------------
 
     fn on_delivered(&mut self, now: Now, payload: &[u8], out: &mut Outbox<OutEvent<P>>) {
-        let delta = match Delta::<P>::decode(payload, &self.limits) {
-            Ok(delta) => delta,
-            Err(_) => {
-                self.stats.decode_errors += 1;
-                return;
-            }
+        let Ok(delta) = Delta::<P>::decode(payload, &self.limits) else {
+            self.stats.decode_errors += 1;
+            return;
         };
         self.stats.deltas_applied += 1;
         match delta {

@@ -721,7 +721,7 @@ fn messages_round_trip() {
 
 #[test]
 fn deltas_round_trip_and_start_with_their_codes() {
-    let deltas = vec![
+    let deltas = [
         Delta::Update {
             owner: 1u64,
             incarnation: 2,
@@ -795,7 +795,7 @@ fn garbage_is_refused_with_typed_errors() {
         Err(DecodeError::TooLong { .. })
     ));
     assert!(matches!(
-        Delta::<u64>::decode(&vec![0x21; 100], &Limits { frame_size_max: 10, ..Limits::default() }),
+        Delta::<u64>::decode(&[0x21; 100], &Limits { frame_size_max: 10, ..Limits::default() }),
         Err(DecodeError::FrameTooLarge { len: 100, len_max: 10 })
     ));
 }
