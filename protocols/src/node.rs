@@ -30,6 +30,9 @@ use crate::PeerId;
 /// local delivery, which stops at the registry, so a few hundred steps is ample.
 const INTERNAL_STEPS_MAX: usize = 4096;
 
+/// Spare capacity kept by the per-node scratch queues between calls, in items.
+const SCRATCH_CAPACITY_MAX: usize = 8;
+
 /// One cluster member's protocol state.
 #[derive(Debug)]
 pub struct Node<P: PeerId> {
@@ -206,7 +209,15 @@ impl<P: PeerId + Wire> Node<P> {
         let mut steps = 0usize;
         loop {
             self.route_outputs(out);
-            let Some(next) = self.internal.pop_front() else { break };
+            let Some(next) = self.internal.pop_front() else {
+                self.hyparview_out.shrink_to(SCRATCH_CAPACITY_MAX);
+                self.plumtree_out.shrink_to(SCRATCH_CAPACITY_MAX);
+                self.registry_out.shrink_to(SCRATCH_CAPACITY_MAX);
+                if self.internal.capacity() > SCRATCH_CAPACITY_MAX {
+                    self.internal.shrink_to(SCRATCH_CAPACITY_MAX);
+                }
+                break;
+            };
             steps += 1;
             assert!(steps <= INTERNAL_STEPS_MAX, "node: internal hand-off loop exceeded its bound");
             match next {

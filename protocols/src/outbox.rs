@@ -15,7 +15,7 @@ impl<T> Outbox<T> {
     /// Creates an outbox holding at most `len_max` items between drains.
     pub fn new(len_max: usize) -> Self {
         assert!(len_max > 0);
-        Self { items: Vec::with_capacity(len_max.min(1024)), len_max }
+        Self { items: Vec::new(), len_max }
     }
 
     /// Appends one output.
@@ -45,6 +45,14 @@ impl<T> Outbox<T> {
     /// The bound given at construction.
     pub fn len_max(&self) -> usize {
         self.len_max
+    }
+
+    /// Releases spare capacity above `capacity_max` items (long-lived per-node outboxes in a
+    /// 100,000-node simulation must not each keep the peak of a burst).
+    pub fn shrink_to(&mut self, capacity_max: usize) {
+        if self.items.is_empty() && self.items.capacity() > capacity_max {
+            self.items.shrink_to(capacity_max);
+        }
     }
 
     /// Removes and yields every queued output, oldest first.

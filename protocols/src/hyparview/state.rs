@@ -79,6 +79,8 @@ pub struct State<P> {
     contact_retry_armed: bool,
     promote_armed: bool,
     reconnect_armed: bool,
+    /// Consecutive NEIGHBOR rejections since the active view last grew.
+    rejections: u32,
     churn_ms: VecDeque<u64>,
     last_shuffle_sample: Vec<P>,
     /// Peers dropped for failures, with the local time they were dropped (oldest first).
@@ -112,6 +114,7 @@ impl<P: PeerId> State<P> {
             contact_retry_armed: false,
             promote_armed: false,
             reconnect_armed: false,
+            rejections: 0,
             failed: VecDeque::new(),
             churn_ms: VecDeque::with_capacity(CHURN_SAMPLES_MAX),
             last_shuffle_sample: Vec::new(),
@@ -240,10 +243,13 @@ impl<P: PeerId> State<P> {
             out.push(OutEvent::SendMessage { to: from, message: Message::NeighborReply { accepted: false } });
             return;
         }
-        self.add_active(now_ms, from.clone(), out);
+        let accepted = self.active.len() < self.config.active_size || self.active.contains(&from);
+        if accepted {
+            self.add_active(now_ms, from.clone(), out);
+        }
         out.push(OutEvent::SendMessage {
             to: from.clone(),
-            message: Message::NeighborReply { accepted: true },
+            message: Message::NeighborReply { accepted },
         });
         // Paper §4.2: the contact starts one random walk through each of its other neighbours.
         let ttl = self.config.arwl;
@@ -267,7 +273,13 @@ impl<P: PeerId> State<P> {
         if self.left || peer == self.me {
             return;
         }
-        if ttl == 0 || self.active.len() <= 1 {
+        // Paper §4.2 ends the walk at TTL 0 or at a node with a single neighbour. We also end it
+        // at a node with a free slot once the walk has left the contact's neighbourhood: each
+        // eviction at a full walk end leaves a neighbour one link short, and without this rule
+        // those holes accumulate with every join and get patched from correlated passive
+        // views, which clusters the overlay (docs/protocols/hyparview.md, measured).
+        let has_room = self.active.len() < self.config.active_size;
+        if ttl == 0 || self.active.len() <= 1 || (has_room && ttl < self.config.arwl) {
             self.request_neighbor(now_ms, peer, Priority::High, out);
             return;
         }
@@ -324,12 +336,20 @@ impl<P: PeerId> State<P> {
                 return;
             }
             self.add_active(now_ms, from, out);
-        } else {
-            if pending.is_some() {
-                let until_ms = now_ms + self.config.rejected_backoff_ms;
-                self.passive.defer(&from, until_ms);
+        } else if pending.is_some() {
+            // A live peer declined: it is full. Asking the next candidate at once would turn a
+            // node one link short into a request storm against a full overlay, so retries
+            // back off exponentially with consecutive rejections, up to
+            // `rejected_backoff_max_ms`.
+            let c = &self.config;
+            let shift = self.rejections.min(16);
+            let delay_ms = c.rejected_backoff_ms.saturating_mul(1 << shift).min(c.rejected_backoff_max_ms);
+            self.rejections = self.rejections.saturating_add(1);
+            self.passive.defer(&from, now_ms + delay_ms);
+            if !self.promote_armed {
+                self.promote_armed = true;
+                out.push(OutEvent::ScheduleTimer { after_ms: delay_ms, timer: Timer::Promote });
             }
-            self.maybe_promote(now_ms, out);
         }
     }
 
@@ -635,6 +655,7 @@ impl<P: PeerId> State<P> {
             self.failed.remove(i);
         }
         let was_empty = self.active.is_empty();
+        self.rejections = 0;
         self.active.push(peer.clone());
         self.note_churn(now_ms);
         out.push(OutEvent::EmitEvent(Event::PeerUp(peer)));

@@ -241,7 +241,14 @@ proptest! {
             pump(&mut nodes, now);
         }
         prop_assert_eq!(visible(&nodes[0].0), visible(&nodes[1].0));
-        prop_assert_eq!(nodes[0].0.store.snapshot(), nodes[1].0.store.snapshot());
+        // Anti-entropy exchanges owners that have entries; the status of an owner without any
+        // entry hides nothing and is deliberately not replicated.
+        let with_entries = |s: &State<u64>| {
+            let mut snap = s.store.snapshot();
+            snap.retain(|_, (_, entries)| !entries.is_empty());
+            snap
+        };
+        prop_assert_eq!(with_entries(&nodes[0].0), with_entries(&nodes[1].0));
     }
 
     #[test]

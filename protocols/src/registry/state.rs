@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
-use super::crdt::Store;
+use super::crdt::{OwnerRecord, Store};
 use super::error::{validate_service_name, RegisterError, UnregisterError};
 use super::events::{DownReason, Event, InEvent, OutEvent, Timer};
 use super::message::{
@@ -460,30 +460,36 @@ impl<P: PeerId + Wire> State<P> {
     }
 
     /// Builds the digest of the next window of owners (all of them when they fit).
+    ///
+    /// Only owners with entries (registrations or tombstones) are summarised: an owner status
+    /// matters only through the entries it hides or reveals, and leaving entry-less owners out
+    /// keeps the digest and every replica O(owners with services), not O(cluster size).
     pub(super) fn digest(&mut self) -> Message<P> {
-        let records = self.store.records();
+        let relevant: Vec<(&P, &OwnerRecord)> =
+            self.store.records().iter().filter(|(_, r)| !r.entries.is_empty()).collect();
         let max = self.config.digest_owners_max;
-        if records.len() <= max {
-            let owners = records.iter().map(|(p, r)| (p.clone(), r.digest())).collect();
+        if relevant.len() <= max {
+            let owners = relevant.iter().map(|(p, r)| ((*p).clone(), r.digest())).collect();
+            self.digest_cursor = None;
             return Message::Digest { range_start: None, range_end: None, owners };
         }
-        let start = match &self.digest_cursor {
-            Some(cursor) => records.range(cursor.clone()..).next().map(|(p, _)| p.clone()),
-            None => None,
+        let start_index = match &self.digest_cursor {
+            Some(cursor) => relevant.partition_point(|(p, _)| *p < cursor),
+            None => 0,
         };
-        let window: Vec<(P, OwnerDigest)> = match &start {
-            Some(start) => records.range(start.clone()..),
-            None => records.range(..),
-        }
-        .take(max)
-        .map(|(p, r)| (p.clone(), r.digest()))
-        .collect();
-        // Invariant: records.len() > max >= 1, so the window is non-empty.
-        let last = window.last().map(|(p, _)| p.clone()).expect("non-empty digest window");
-        let next = records.range(last.clone()..).nth(1).map(|(p, _)| p.clone());
-        let range_end = next.as_ref().map(|_| last);
+        let start_index = if start_index >= relevant.len() { 0 } else { start_index };
+        let window = &relevant[start_index..(start_index + max).min(relevant.len())];
+        let owners: Vec<(P, OwnerDigest)> =
+            window.iter().map(|(p, r)| ((*p).clone(), r.digest())).collect();
+        let range_start = (start_index > 0).then(|| relevant[start_index].0.clone());
+        let end_index = start_index + window.len();
+        let (range_end, next) = if end_index < relevant.len() {
+            (Some(relevant[end_index - 1].0.clone()), Some(relevant[end_index].0.clone()))
+        } else {
+            (None, None)
+        };
         self.digest_cursor = next;
-        Message::Digest { range_start: start, range_end, owners: window }
+        Message::Digest { range_start, range_end, owners }
     }
 
     fn send_digest(&mut self, to: P, out: &mut Outbox<OutEvent<P>>) {
@@ -534,7 +540,7 @@ impl<P: PeerId + Wire> State<P> {
             range_start.as_ref().is_none_or(|s| p >= s) && range_end.as_ref().is_none_or(|e| p <= e)
         };
         for (owner, record) in self.store.records() {
-            if !seen.contains(owner) && in_range(owner) {
+            if !seen.contains(owner) && in_range(owner) && !record.entries.is_empty() {
                 push.push(OwnerSync {
                     owner: owner.clone(),
                     status: record.status,

@@ -42,10 +42,12 @@ enum Action {
     Timer { node: NodeIndex, timer: Timer<NodeIndex> },
 }
 
+/// Heap entry: ordering key plus the slot of the action in the slab. Kept small (24 bytes)
+/// because a heap pop moves O(log n) entries; the actions themselves never move.
 struct Scheduled {
     at_us: u64,
     seq: u64,
-    action: Action,
+    slot: u32,
 }
 
 impl PartialEq for Scheduled {
@@ -78,6 +80,8 @@ pub struct MessageCounts {
     pub plumtree_control: u64,
     /// Registry anti-entropy messages.
     pub registry: u64,
+    /// Every message by kind (`Message::kind`).
+    pub by_kind: BTreeMap<&'static str, u64>,
 }
 
 /// A simulated cluster.
@@ -87,6 +91,9 @@ pub struct Network {
     now_us: u64,
     seq: u64,
     queue: BinaryHeap<Reverse<Scheduled>>,
+    /// Actions by slot; `free` lists reusable slots.
+    slab: Vec<Option<Action>>,
+    free: Vec<u32>,
     /// Deliveries, link failures and Plumtree timers queued: the run is quiescent at 0.
     activity: u64,
     nodes: Vec<Option<Node<NodeIndex>>>,
@@ -119,6 +126,8 @@ impl Network {
             now_us: 0,
             seq: 0,
             queue: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
             activity: 0,
             nodes: Vec::new(),
             alive: Vec::new(),
@@ -335,7 +344,17 @@ impl Network {
             self.activity += 1;
         }
         self.seq += 1;
-        self.queue.push(Reverse(Scheduled { at_us, seq: self.seq, action }));
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slab[slot as usize] = Some(action);
+                slot
+            }
+            None => {
+                self.slab.push(Some(action));
+                u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 queued events")
+            }
+        };
+        self.queue.push(Reverse(Scheduled { at_us, seq: self.seq, slot }));
     }
 
     fn schedule_failure(&mut self, node: NodeIndex, peer: NodeIndex) {
@@ -371,6 +390,7 @@ impl Network {
 
     fn send(&mut self, from: NodeIndex, to: NodeIndex, message: Message<NodeIndex>) {
         self.counts.total += 1;
+        *self.counts.by_kind.entry(message.kind()).or_insert(0) += 1;
         match &message {
             Message::Hyparview(_) => self.counts.hyparview += 1,
             Message::Plumtree(plumtree::Message::Gossip(g)) => {
@@ -397,7 +417,10 @@ impl Network {
         let Some(Reverse(ev)) = self.queue.pop() else { return false };
         debug_assert!(ev.at_us >= self.now_us, "time went backwards");
         self.now_us = ev.at_us;
-        match ev.action {
+        // Invariant: every queued slot holds its action until popped here.
+        let action = self.slab[ev.slot as usize].take().expect("queued slot holds an action");
+        self.free.push(ev.slot);
+        match action {
             Action::Deliver { from, to, message } => {
                 self.activity -= 1;
                 if !self.alive[from as usize] {

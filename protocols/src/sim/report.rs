@@ -67,6 +67,8 @@ pub struct Report {
     pub broadcasts_measured: Option<u64>,
     /// Messages sent over the whole run.
     pub messages_total: u64,
+    /// Messages sent over the whole run, by kind.
+    pub messages_by_kind: Vec<(&'static str, u64)>,
     /// Host wall time of the run, in s (filled by the driver; host-dependent).
     pub wall_s: Option<f64>,
     /// Host peak resident memory, in bytes (filled by the driver; host-dependent).
@@ -179,6 +181,8 @@ impl Report {
             .map(|(d, c)| format!("{d}:{c}"))
             .collect();
         let _ = writeln!(s, "{:<36} {}", "in_degree_histogram", hist.join(" "));
+        let kinds: Vec<String> = self.messages_by_kind.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        let _ = writeln!(s, "{:<36} {}", "messages_by_kind", kinds.join(" "));
         s
     }
 }

@@ -202,6 +202,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(Progress)) -> Report {
     let overlay = overlay_stats(&mut net, options);
     report.set_overlay(&overlay);
     report.messages_total = net.counts.total;
+    report.messages_by_kind = net.counts.by_kind.iter().map(|(k, v)| (*k, *v)).collect();
     report
 }
 
@@ -217,10 +218,12 @@ fn build(net: &mut Network, options: &Options, progress: &mut dyn FnMut(Progress
     net.add_node();
     let total = options.nodes as u64;
     for i in 1..options.nodes {
+        // One join at a time, each settled before the next (the papers' setup).
         let at = net.now_us() + options.join_interval_us;
         net.run_until(at);
         let idx = net.add_node();
         net.join(idx, vec![0]);
+        net.run_until_quiescent(QUIESCENCE_DEADLINE_US);
         if i % 1000 == 0 {
             progress(Progress { phase: "join", done: i as u64, total });
         }
