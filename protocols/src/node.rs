@@ -252,7 +252,7 @@ impl<P: PeerId + Wire> Node<P> {
                                 failed,
                             }));
                         }
-                        hyparview::Event::Joined | hyparview::Event::Left => {}
+                        hyparview::Event::Joined | hyparview::Event::Left | hyparview::Event::Isolated => {}
                     }
                     out.push(OutEvent::EmitEvent(Event::Membership(event)));
                 }

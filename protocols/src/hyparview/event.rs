@@ -41,6 +41,10 @@ pub enum Event<P> {
     Joined,
     /// `leave` completed: DISCONNECT was sent to every active peer.
     Left,
+    /// The active view is empty, nothing is pending and no passive candidate is eligible:
+    /// the node cannot repair itself. The driver should find fresh contacts (discovery) and
+    /// feed them back with [`InEvent::Join`]. Emitted once per isolation.
+    Isolated,
 }
 
 /// A timer HyParView asked the driver to arm. The driver hands it back through

@@ -81,6 +81,8 @@ pub struct State<P> {
     reconnect_armed: bool,
     /// Consecutive NEIGHBOR rejections since the active view last grew.
     rejections: u32,
+    /// `Event::Isolated` was emitted and the active view has not grown since.
+    isolated: bool,
     churn_ms: VecDeque<u64>,
     last_shuffle_sample: Vec<P>,
     /// Peers dropped for failures, with the local time they were dropped (oldest first).
@@ -115,6 +117,7 @@ impl<P: PeerId> State<P> {
             promote_armed: false,
             reconnect_armed: false,
             rejections: 0,
+            isolated: false,
             failed: VecDeque::new(),
             churn_ms: VecDeque::with_capacity(CHURN_SAMPLES_MAX),
             last_shuffle_sample: Vec::new(),
@@ -610,6 +613,10 @@ impl<P: PeerId> State<P> {
                 let after_ms = self.config.contact_retry_ms;
                 out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::ContactRetry });
             }
+            if self.active.is_empty() && self.pending.is_empty() && !self.isolated {
+                self.isolated = true;
+                out.push(OutEvent::EmitEvent(Event::Isolated));
+            }
         }
     }
 
@@ -656,6 +663,7 @@ impl<P: PeerId> State<P> {
         }
         let was_empty = self.active.is_empty();
         self.rejections = 0;
+        self.isolated = false;
         self.active.push(peer.clone());
         self.note_churn(now_ms);
         out.push(OutEvent::EmitEvent(Event::PeerUp(peer)));

@@ -16,6 +16,10 @@ use crate::time::Now;
 /// Node index in the simulation (also its peer identity).
 pub type NodeIndex = u32;
 
+/// Time the discovery model takes to answer an isolated node, in µs (guess: one DNS or
+/// orchestrator lookup).
+const DISCOVERY_DELAY_US: u64 = 100_000;
+
 /// Wall-clock origin of the simulation (2026-01-01T00:00:00Z), so HLC stamps look real.
 const WALL_EPOCH_MS: u64 = 1_767_225_600_000;
 
@@ -40,6 +44,8 @@ enum Action {
     Deliver { from: NodeIndex, to: NodeIndex, message: Message<NodeIndex> },
     LinkFailed { node: NodeIndex, peer: NodeIndex },
     Timer { node: NodeIndex, timer: Timer<NodeIndex> },
+    /// The discovery model answers an isolated node with a live contact.
+    Discover { node: NodeIndex },
 }
 
 /// Heap entry: ordering key plus the slot of the action in the slab. Kept small (24 bytes)
@@ -94,7 +100,7 @@ pub struct Network {
     /// Actions by slot; `free` lists reusable slots.
     slab: Vec<Option<Action>>,
     free: Vec<u32>,
-    /// Deliveries, link failures and Plumtree timers queued: the run is quiescent at 0.
+    /// Events queued that count as activity ([`counts_as_activity`]): quiescent at 0.
     activity: u64,
     nodes: Vec<Option<Node<NodeIndex>>>,
     alive: Vec<bool>,
@@ -114,6 +120,8 @@ pub struct Network {
     pub registry_events: Vec<(NodeIndex, crate::registry::Event<NodeIndex>)>,
     /// Whether to record registry events (off for scenarios that do not need them).
     pub record_registry_events: bool,
+    /// Contacts handed out by the discovery model to isolated nodes.
+    pub stats_discoveries: u64,
 }
 
 impl Network {
@@ -141,6 +149,7 @@ impl Network {
             counts: MessageCounts::default(),
             registry_events: Vec::new(),
             record_registry_events: false,
+            stats_discoveries: 0,
             options,
         }
     }
@@ -334,12 +343,7 @@ impl Network {
     }
 
     fn push(&mut self, at_us: u64, action: Action) {
-        let counts = match &action {
-            Action::Deliver { .. } | Action::LinkFailed { .. } => true,
-            Action::Timer { timer, .. } => {
-                matches!(timer, Timer::Plumtree(plumtree::Timer::IHaveFlush | plumtree::Timer::Graft { .. }))
-            }
-        };
+        let counts = counts_as_activity(&action);
         if counts {
             self.activity += 1;
         }
@@ -382,6 +386,13 @@ impl Network {
                             self.registry_events.push((from, e));
                         }
                     }
+                    Event::Membership(crate::hyparview::Event::Isolated) => {
+                        // Model of a discovery backend (DNS, static seed list kept current by
+                        // the operator, orchestrator endpoints): after a lookup delay it hands
+                        // the isolated node the address of some live member.
+                        let at = self.now_us + DISCOVERY_DELAY_US;
+                        self.push(at, Action::Discover { node: from });
+                    }
                     Event::Membership(_) => {}
                 },
             }
@@ -420,9 +431,11 @@ impl Network {
         // Invariant: every queued slot holds its action until popped here.
         let action = self.slab[ev.slot as usize].take().expect("queued slot holds an action");
         self.free.push(ev.slot);
+        if counts_as_activity(&action) {
+            self.activity -= 1;
+        }
         match action {
             Action::Deliver { from, to, message } => {
-                self.activity -= 1;
                 if !self.alive[from as usize] {
                     return true; // The sender crashed with the message in flight: QUIC loses it.
                 }
@@ -433,15 +446,25 @@ impl Network {
                 self.input(to, InEvent::Message { from, message });
             }
             Action::LinkFailed { node, peer } => {
-                self.activity -= 1;
                 self.failing.remove(&(node, peer));
                 self.links.close(node, peer);
                 self.input(node, InEvent::PeerFailed(peer));
             }
-            Action::Timer { node, timer } => {
-                if matches!(timer, Timer::Plumtree(plumtree::Timer::IHaveFlush | plumtree::Timer::Graft { .. })) {
-                    self.activity -= 1;
+            Action::Discover { node } => {
+                let empty = self.nodes[node as usize]
+                    .as_ref()
+                    .is_some_and(|n| n.hyparview().active_view().is_empty());
+                if empty && self.alive_count() > 1 {
+                    let alive = self.alive_nodes();
+                    let mut contact = node;
+                    while contact == node {
+                        contact = alive[self.rng.index(alive.len())];
+                    }
+                    self.stats_discoveries += 1;
+                    self.input(node, InEvent::Join(vec![contact]));
                 }
+            }
+            Action::Timer { node, timer } => {
                 if self.frozen && is_membership_cycle_timer(&timer) {
                     self.held_timers.push((node, timer));
                     return true;
@@ -479,6 +502,45 @@ impl Network {
         true
     }
 
+    /// Fraction of live nodes in `sender`'s connected component of the active-view overlay:
+    /// what a flood from `sender` reaches with no repair at all (the static floor).
+    pub fn component_fraction(&self, sender: NodeIndex) -> f64 {
+        let n = self.nodes.len();
+        let mut adjacency: Vec<Vec<NodeIndex>> = vec![Vec::new(); n];
+        for (i, node) in self.nodes.iter().enumerate() {
+            let Some(node) = node else { continue };
+            if !self.alive[i] {
+                continue;
+            }
+            for p in node.hyparview().active_view() {
+                if self.alive[*p as usize] {
+                    adjacency[i].push(*p);
+                    adjacency[*p as usize].push(i as NodeIndex);
+                }
+            }
+        }
+        let mut seen = vec![false; n];
+        let mut stack = vec![sender];
+        seen[sender as usize] = true;
+        let mut count = 0u64;
+        while let Some(v) = stack.pop() {
+            count += 1;
+            for w in &adjacency[v as usize] {
+                if !seen[*w as usize] {
+                    seen[*w as usize] = true;
+                    stack.push(*w);
+                }
+            }
+        }
+        count as f64 / self.alive_count().max(1) as f64
+    }
+
+    /// Whether some live node still waits for a JOIN or NEIGHBOR answer (membership repair in
+    /// progress).
+    pub fn repair_in_progress(&self) -> bool {
+        self.nodes.iter().flatten().any(|n| n.hyparview().pending_peers().next().is_some())
+    }
+
     /// Open link directions (memory accounting).
     pub fn open_links(&self) -> usize {
         self.links.open_count()
@@ -498,6 +560,23 @@ impl Network {
             }
         }
         map
+    }
+}
+
+/// Whether an event keeps the network from being quiescent: broadcast traffic and its
+/// timers, membership repair traffic and link failures. Periodic background traffic (shuffle
+/// walks, registry anti-entropy) never stops, so it does not count.
+fn counts_as_activity(action: &Action) -> bool {
+    use crate::hyparview::Message as H;
+    match action {
+        Action::Deliver { message, .. } => !matches!(
+            message,
+            Message::Hyparview(H::Shuffle { .. } | H::ShuffleReply { .. }) | Message::Registry(_)
+        ),
+        Action::LinkFailed { .. } | Action::Discover { .. } => true,
+        Action::Timer { timer, .. } => {
+            matches!(timer, Timer::Plumtree(plumtree::Timer::IHaveFlush | plumtree::Timer::Graft { .. }))
+        }
     }
 }
 

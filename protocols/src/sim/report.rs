@@ -22,6 +22,9 @@ pub struct Report {
     pub reliability_min: Option<f64>,
     /// Reliability of the first broadcast after the crash.
     pub first_broadcast_reliability: Option<f64>,
+    /// What the first broadcast after the crash reaches on the static overlay: the size of its
+    /// sender's connected component among the survivors (no repair).
+    pub first_broadcast_floor: Option<f64>,
     /// Worst reliability before the crash (the level healing must regain).
     pub pre_failure_reliability: Option<f64>,
     /// Membership cycles until a cycle's broadcasts are all back at the pre-failure level.
@@ -109,6 +112,7 @@ impl Report {
             ("reliability_mean", f(self.reliability_mean)),
             ("reliability_min", f(self.reliability_min)),
             ("first_broadcast_reliability", f(self.first_broadcast_reliability)),
+            ("first_broadcast_floor", f(self.first_broadcast_floor)),
             ("pre_failure_reliability", f(self.pre_failure_reliability)),
             ("healing_cycles", u(self.healing_cycles)),
             ("rmr", f(self.rmr)),

@@ -245,6 +245,21 @@ fn broadcast_and_settle(net: &mut Network, sender: NodeIndex) -> MessageId {
     id
 }
 
+/// Lets the membership repair triggered by the last broadcast finish (bounded): the papers'
+/// broadcasts are issued one after another with failure detection and repair running in
+/// between, which in a cycle-based simulator take no time.
+fn settle_repair(net: &mut Network) {
+    const SETTLE_STEPS_MAX: usize = 200;
+    for _ in 0..SETTLE_STEPS_MAX {
+        if !net.repair_in_progress() {
+            return;
+        }
+        let at = net.now_us() + 100_000;
+        net.run_until(at);
+        net.run_until_quiescent(QUIESCENCE_DEADLINE_US);
+    }
+}
+
 fn random_alive(net: &mut Network) -> NodeIndex {
     let alive = net.alive_nodes();
     let i = net.rng().index(alive.len());
@@ -345,7 +360,11 @@ fn crash(net: &mut Network, options: &Options, report: &mut Report, progress: &m
     let mut first = None;
     for b in 0..options.crash_broadcasts {
         let sender = random_alive(net);
+        if b == 0 {
+            report.first_broadcast_floor = Some(net.component_fraction(sender));
+        }
         let id = broadcast_and_settle(net, sender);
+        settle_repair(net);
         let r = agg.add(net, id);
         first.get_or_insert(r);
         if b % 50 == 0 {
