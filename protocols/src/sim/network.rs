@@ -404,10 +404,7 @@ impl Network {
         *self.counts.by_kind.entry(message.kind()).or_insert(0) += 1;
         match &message {
             Message::Hyparview(_) => self.counts.hyparview += 1,
-            Message::Plumtree(plumtree::Message::Gossip(g)) => {
-                self.counts.gossip += 1;
-                self.tracker.payload_sent(g.id);
-            }
+            Message::Plumtree(plumtree::Message::Gossip(_)) => self.counts.gossip += 1,
             Message::Plumtree(_) => {
                 self.counts.plumtree_control += 1;
                 self.tracker.control_sent();
@@ -442,6 +439,12 @@ impl Network {
                 if !self.alive[to as usize] || self.group[to as usize] != self.group[from as usize] {
                     self.schedule_failure(from, to);
                     return true;
+                }
+                if let Message::Plumtree(plumtree::Message::Gossip(g)) = &message {
+                    // RMR counts payload copies exchanged, i.e. received by a live node
+                    // (Plumtree paper §2.3); a copy pushed to a node that just crashed is lost
+                    // with it.
+                    self.tracker.payload_received(g.id);
                 }
                 self.input(to, InEvent::Message { from, message });
             }

@@ -30,7 +30,7 @@ pub struct BroadcastResult {
     pub missed: u64,
     /// Time from the broadcast to its last delivery, in ms.
     pub last_delivery_ms: f64,
-    /// Payload copies sent.
+    /// Payload copies received by live nodes.
     pub payload_msgs: u64,
     /// Nodes (alive or not) that delivered it.
     pub delivered: u64,
@@ -79,7 +79,7 @@ impl Tracker {
         }
     }
 
-    pub(crate) fn payload_sent(&mut self, id: MessageId) {
+    pub(crate) fn payload_received(&mut self, id: MessageId) {
         if let Some(t) = self.tracks.get_mut(&id) {
             t.payload_msgs += 1;
         }
