@@ -41,11 +41,23 @@ pub struct NetworkOptions {
 }
 
 enum Action {
-    Deliver { from: NodeIndex, to: NodeIndex, message: Message<NodeIndex> },
-    LinkFailed { node: NodeIndex, peer: NodeIndex },
-    Timer { node: NodeIndex, timer: Timer<NodeIndex> },
+    Deliver {
+        from: NodeIndex,
+        to: NodeIndex,
+        message: Message<NodeIndex>,
+    },
+    LinkFailed {
+        node: NodeIndex,
+        peer: NodeIndex,
+    },
+    Timer {
+        node: NodeIndex,
+        timer: Timer<NodeIndex>,
+    },
     /// The discovery model answers an isolated node with a live contact.
-    Discover { node: NodeIndex },
+    Discover {
+        node: NodeIndex,
+    },
 }
 
 /// Heap entry: ordering key plus the slot of the action in the slab. Kept small (24 bytes)
@@ -411,7 +423,8 @@ impl Network {
             }
             Message::Registry(_) => self.counts.registry += 1,
         }
-        let reachable = self.alive[to as usize] && self.group[to as usize] == self.group[from as usize];
+        let reachable =
+            self.alive[to as usize] && self.group[to as usize] == self.group[from as usize];
         if !reachable {
             self.schedule_failure(from, to);
             return;
@@ -436,7 +449,8 @@ impl Network {
                 if !self.alive[from as usize] {
                     return true; // The sender crashed with the message in flight: QUIC loses it.
                 }
-                if !self.alive[to as usize] || self.group[to as usize] != self.group[from as usize] {
+                if !self.alive[to as usize] || self.group[to as usize] != self.group[from as usize]
+                {
                     self.schedule_failure(from, to);
                     return true;
                 }
@@ -508,6 +522,21 @@ impl Network {
     /// Fraction of live nodes in `sender`'s connected component of the active-view overlay:
     /// what a flood from `sender` reaches with no repair at all (the static floor).
     pub fn component_fraction(&self, sender: NodeIndex) -> f64 {
+        let sizes = self.component_sizes();
+        let label = &sizes.0;
+        sizes.1[label[sender as usize] as usize] as f64 / self.alive_count().max(1) as f64
+    }
+
+    /// Expected reliability of one flood from a uniformly random live sender on the static
+    /// overlay: Σ (component size / live nodes)² (perf-anchors §1.5's floor).
+    pub fn expected_flood_reliability(&self) -> f64 {
+        let alive = self.alive_count().max(1) as f64;
+        self.component_sizes().1.iter().map(|c| (*c as f64 / alive).powi(2)).sum()
+    }
+
+    /// Component label of every node (dead nodes get their own empty label) and the size of
+    /// each component, over the live active-view overlay (undirected).
+    fn component_sizes(&self) -> (Vec<u32>, Vec<u64>) {
         let n = self.nodes.len();
         let mut adjacency: Vec<Vec<NodeIndex>> = vec![Vec::new(); n];
         for (i, node) in self.nodes.iter().enumerate() {
@@ -522,20 +551,36 @@ impl Network {
                 }
             }
         }
-        let mut seen = vec![false; n];
-        let mut stack = vec![sender];
-        seen[sender as usize] = true;
-        let mut count = 0u64;
-        while let Some(v) = stack.pop() {
-            count += 1;
-            for w in &adjacency[v as usize] {
-                if !seen[*w as usize] {
-                    seen[*w as usize] = true;
-                    stack.push(*w);
+        let mut label = vec![u32::MAX; n];
+        let mut sizes: Vec<u64> = Vec::new();
+        for start in 0..n {
+            if label[start] != u32::MAX || !self.alive[start] {
+                continue;
+            }
+            let id = u32::try_from(sizes.len()).expect("fewer than 2^32 components");
+            let mut stack = vec![start as NodeIndex];
+            label[start] = id;
+            let mut count = 0u64;
+            while let Some(v) = stack.pop() {
+                count += 1;
+                for w in &adjacency[v as usize] {
+                    if label[*w as usize] == u32::MAX {
+                        label[*w as usize] = id;
+                        stack.push(*w);
+                    }
                 }
             }
+            sizes.push(count);
         }
-        count as f64 / self.alive_count().max(1) as f64
+        // Dead nodes point at a trailing empty component.
+        let empty = u32::try_from(sizes.len()).expect("fewer than 2^32 components");
+        sizes.push(0);
+        for l in &mut label {
+            if *l == u32::MAX {
+                *l = empty;
+            }
+        }
+        (label, sizes)
     }
 
     /// Whether some live node still waits for a JOIN or NEIGHBOR answer (membership repair in
@@ -578,7 +623,10 @@ fn counts_as_activity(action: &Action) -> bool {
         ),
         Action::LinkFailed { .. } | Action::Discover { .. } => true,
         Action::Timer { timer, .. } => {
-            matches!(timer, Timer::Plumtree(plumtree::Timer::IHaveFlush | plumtree::Timer::Graft { .. }))
+            matches!(
+                timer,
+                Timer::Plumtree(plumtree::Timer::IHaveFlush | plumtree::Timer::Graft { .. })
+            )
         }
     }
 }

@@ -25,6 +25,9 @@ pub struct Report {
     /// What the first broadcast after the crash reaches on the static overlay: the size of its
     /// sender's connected component among the survivors (no repair).
     pub first_broadcast_floor: Option<f64>,
+    /// Expected reliability of a flood from a random survivor on the static overlay at the
+    /// crash, Σ (component / survivors)²: perf-anchors §1.5's floor for this overlay.
+    pub static_flood_reliability: Option<f64>,
     /// Worst reliability before the crash (the level healing must regain).
     pub pre_failure_reliability: Option<f64>,
     /// Membership cycles until a cycle's broadcasts are all back at the pre-failure level.
@@ -113,6 +116,7 @@ impl Report {
             ("reliability_min", f(self.reliability_min)),
             ("first_broadcast_reliability", f(self.first_broadcast_reliability)),
             ("first_broadcast_floor", f(self.first_broadcast_floor)),
+            ("static_flood_reliability", f(self.static_flood_reliability)),
             ("pre_failure_reliability", f(self.pre_failure_reliability)),
             ("healing_cycles", u(self.healing_cycles)),
             ("rmr", f(self.rmr)),
@@ -185,7 +189,8 @@ impl Report {
             .map(|(d, c)| format!("{d}:{c}"))
             .collect();
         let _ = writeln!(s, "{:<36} {}", "in_degree_histogram", hist.join(" "));
-        let kinds: Vec<String> = self.messages_by_kind.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        let kinds: Vec<String> =
+            self.messages_by_kind.iter().map(|(k, v)| format!("{k}:{v}")).collect();
         let _ = writeln!(s, "{:<36} {}", "messages_by_kind", kinds.join(" "));
         s
     }
