@@ -122,6 +122,7 @@ pub struct Network {
     /// Link failures already scheduled (from, to), so one failure is reported once.
     failing: FxMap<(NodeIndex, NodeIndex), ()>,
     frozen: bool,
+    background_frozen: bool,
     held_timers: Vec<(NodeIndex, Timer<NodeIndex>)>,
     outbox: Outbox<OutEvent<NodeIndex>>,
     /// Broadcast bookkeeping (reliability, RMR, LDH, latency).
@@ -155,6 +156,7 @@ impl Network {
             links,
             failing: FxMap::default(),
             frozen: false,
+            background_frozen: false,
             held_timers: Vec::new(),
             outbox: Outbox::new(1 << 20),
             tracker: Tracker::default(),
@@ -345,9 +347,33 @@ impl Network {
     /// them at random phases within one shuffle period.
     pub fn set_membership_frozen(&mut self, frozen: bool) {
         self.frozen = frozen;
-        if !frozen {
-            let period_us = self.options.node.hyparview.shuffle_period_ms * 1000;
-            for (node, timer) in std::mem::take(&mut self.held_timers) {
+        self.release_held_timers();
+    }
+
+    /// While frozen, background retries are held too: HyParView promotion retries and
+    /// registry anti-entropy. Used while nodes join one by one: in the papers no time passes
+    /// between joins, and without this the background work done while N nodes join grows as
+    /// N² (each join takes some virtual time, during which every node's timers run).
+    /// Unfreezing re-arms them at random phases within one shuffle period.
+    pub fn set_background_frozen(&mut self, frozen: bool) {
+        self.background_frozen = frozen;
+        self.release_held_timers();
+    }
+
+    fn is_held(&self, timer: &Timer<NodeIndex>) -> bool {
+        (self.frozen && is_membership_cycle_timer(timer))
+            || (self.background_frozen && is_background_timer(timer))
+    }
+
+    /// Re-arms, at random phases within one shuffle period, every held timer no freeze holds
+    /// any more (in held order, so the draw sequence is deterministic).
+    fn release_held_timers(&mut self) {
+        let period_us = self.options.node.hyparview.shuffle_period_ms * 1000;
+        let held = std::mem::take(&mut self.held_timers);
+        for (node, timer) in held {
+            if self.is_held(&timer) {
+                self.held_timers.push((node, timer));
+            } else {
                 let at = self.now_us + 1 + self.rng.below(period_us);
                 self.push(at, Action::Timer { node, timer });
             }
@@ -482,7 +508,7 @@ impl Network {
                 }
             }
             Action::Timer { node, timer } => {
-                if self.frozen && is_membership_cycle_timer(&timer) {
+                if self.is_held(&timer) {
                     self.held_timers.push((node, timer));
                     return true;
                 }
@@ -629,6 +655,14 @@ fn counts_as_activity(action: &Action) -> bool {
             )
         }
     }
+}
+
+fn is_background_timer(timer: &Timer<NodeIndex>) -> bool {
+    use crate::hyparview::Timer as H;
+    matches!(
+        timer,
+        Timer::Hyparview(H::Promote) | Timer::Registry(crate::registry::Timer::AntiEntropy)
+    )
 }
 
 fn is_membership_cycle_timer(timer: &Timer<NodeIndex>) -> bool {

@@ -215,6 +215,7 @@ fn cycle_us(options: &Options) -> u64 {
 fn build(net: &mut Network, options: &Options, progress: &mut dyn FnMut(Progress)) {
     assert!(options.nodes >= 2, "a cluster needs at least two nodes");
     net.set_membership_frozen(true);
+    net.set_background_frozen(true);
     net.add_node();
     let total = options.nodes as u64;
     for i in 1..options.nodes {
@@ -229,6 +230,7 @@ fn build(net: &mut Network, options: &Options, progress: &mut dyn FnMut(Progress
         }
     }
     net.run_until_quiescent(QUIESCENCE_DEADLINE_US);
+    net.set_background_frozen(false);
     net.set_membership_frozen(false);
     for c in 0..options.cycles {
         let at = net.now_us() + cycle_us(options);
