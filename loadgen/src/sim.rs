@@ -92,7 +92,8 @@ pub(crate) fn run(args: SimArgs) -> anyhow::Result<()> {
         }
         last_draw = Instant::now();
         let width = 30usize;
-        let filled = (p.done.min(p.total) as usize * width).checked_div(p.total as usize).unwrap_or(0);
+        let filled =
+            (p.done.min(p.total) as usize * width).checked_div(p.total as usize).unwrap_or(0);
         eprint!(
             "\r{:<12} [{}{}] {}/{}   ",
             p.phase,

@@ -103,9 +103,15 @@ impl<P: PeerId + Wire> Node<P> {
     pub fn handle(&mut self, now: Now, event: InEvent<P>, out: &mut Outbox<OutEvent<P>>) {
         match event {
             InEvent::Message { from, message } => match message {
-                Message::Hyparview(message) => self.push_hyparview(hyparview::InEvent::Message { from, message }),
-                Message::Plumtree(message) => self.push_plumtree(plumtree::InEvent::Message { from, message }),
-                Message::Registry(message) => self.push_registry(registry::InEvent::Message { from, message }),
+                Message::Hyparview(message) => {
+                    self.push_hyparview(hyparview::InEvent::Message { from, message })
+                }
+                Message::Plumtree(message) => {
+                    self.push_plumtree(plumtree::InEvent::Message { from, message })
+                }
+                Message::Registry(message) => {
+                    self.push_registry(registry::InEvent::Message { from, message })
+                }
             },
             InEvent::PeerFailed(peer) => self.push_hyparview(hyparview::InEvent::PeerFailed(peer)),
             InEvent::TimerExpired(timer) => match timer {
@@ -221,8 +227,12 @@ impl<P: PeerId + Wire> Node<P> {
             steps += 1;
             assert!(steps <= INTERNAL_STEPS_MAX, "node: internal hand-off loop exceeded its bound");
             match next {
-                Internal::Hyparview(e) => self.hyparview.handle(now.mono_ms, e, &mut self.hyparview_out),
-                Internal::Plumtree(e) => self.plumtree.handle(now.mono_ms, e, &mut self.plumtree_out),
+                Internal::Hyparview(e) => {
+                    self.hyparview.handle(now.mono_ms, e, &mut self.hyparview_out)
+                }
+                Internal::Plumtree(e) => {
+                    self.plumtree.handle(now.mono_ms, e, &mut self.plumtree_out)
+                }
                 Internal::Registry(e) => self.registry.handle(now, e, &mut self.registry_out),
             }
         }
@@ -237,22 +247,31 @@ impl<P: PeerId + Wire> Node<P> {
                 hyparview::OutEvent::ScheduleTimer { after_ms, timer } => {
                     out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::Hyparview(timer) })
                 }
-                hyparview::OutEvent::DisconnectPeer(peer) => out.push(OutEvent::DisconnectPeer(peer)),
+                hyparview::OutEvent::DisconnectPeer(peer) => {
+                    out.push(OutEvent::DisconnectPeer(peer))
+                }
                 hyparview::OutEvent::EmitEvent(event) => {
                     match &event {
                         hyparview::Event::PeerUp(peer) => {
-                            self.internal.push_back(Internal::Plumtree(plumtree::InEvent::NeighborUp(peer.clone())));
-                            self.internal.push_back(Internal::Registry(registry::InEvent::PeerUp(peer.clone())));
+                            self.internal.push_back(Internal::Plumtree(
+                                plumtree::InEvent::NeighborUp(peer.clone()),
+                            ));
+                            self.internal.push_back(Internal::Registry(registry::InEvent::PeerUp(
+                                peer.clone(),
+                            )));
                         }
                         hyparview::Event::PeerDown(peer, reason) => {
-                            self.internal.push_back(Internal::Plumtree(plumtree::InEvent::NeighborDown(peer.clone())));
+                            self.internal.push_back(Internal::Plumtree(
+                                plumtree::InEvent::NeighborDown(peer.clone()),
+                            ));
                             let failed = *reason == hyparview::DownReason::Failed;
-                            self.internal.push_back(Internal::Registry(registry::InEvent::PeerDown {
-                                peer: peer.clone(),
-                                failed,
-                            }));
+                            self.internal.push_back(Internal::Registry(
+                                registry::InEvent::PeerDown { peer: peer.clone(), failed },
+                            ));
                         }
-                        hyparview::Event::Joined | hyparview::Event::Left | hyparview::Event::Isolated => {}
+                        hyparview::Event::Joined
+                        | hyparview::Event::Left
+                        | hyparview::Event::Isolated => {}
                     }
                     out.push(OutEvent::EmitEvent(Event::Membership(event)));
                 }
@@ -295,7 +314,9 @@ impl<P: PeerId + Wire> Node<P> {
                 registry::OutEvent::ScheduleTimer { after_ms, timer } => {
                     out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::Registry(timer) })
                 }
-                registry::OutEvent::EmitEvent(event) => out.push(OutEvent::EmitEvent(Event::Registry(event))),
+                registry::OutEvent::EmitEvent(event) => {
+                    out.push(OutEvent::EmitEvent(Event::Registry(event)))
+                }
             }
         }
     }

@@ -153,7 +153,8 @@ impl Config {
         if !(1..=32).contains(&self.max_fail_count) {
             return err("max_fail_count", &self.max_fail_count, "use a value in 1..=32");
         }
-        if self.rejected_backoff_ms == 0 || self.rejected_backoff_ms > self.rejected_backoff_max_ms {
+        if self.rejected_backoff_ms == 0 || self.rejected_backoff_ms > self.rejected_backoff_max_ms
+        {
             return err(
                 "rejected_backoff_ms",
                 &self.rejected_backoff_ms,

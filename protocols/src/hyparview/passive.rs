@@ -61,16 +61,17 @@ impl<P: PeerId> PassiveView<P> {
             let victim = preferred.unwrap_or_else(|| rng.index(self.entries.len()));
             self.entries.swap_remove(victim);
         }
-        self.entries.push(PassiveEntry { peer, fail_count: 0, backoff_until_ms: 0, refreshed_ms: now_ms });
+        self.entries.push(PassiveEntry {
+            peer,
+            fail_count: 0,
+            backoff_until_ms: 0,
+            refreshed_ms: now_ms,
+        });
         debug_assert!(self.entries.len() <= self.len_max);
     }
 
     /// Inserts `peer` carrying `fail_count` (a failed active peer keeps its record).
-    pub(crate) fn insert_with_record(
-        &mut self,
-        entry: PassiveEntry<P>,
-        rng: &mut Rng,
-    ) {
+    pub(crate) fn insert_with_record(&mut self, entry: PassiveEntry<P>, rng: &mut Rng) {
         self.remove(&entry.peer);
         if self.entries.len() >= self.len_max {
             let victim = rng.index(self.entries.len());
@@ -104,7 +105,8 @@ impl<P: PeerId> PassiveView<P> {
             self.entries.swap_remove(i);
             return true;
         }
-        entry.backoff_until_ms = now_ms + backoff_ms(entry.fail_count, base_backoff_ms, backoff_max_ms);
+        entry.backoff_until_ms =
+            now_ms + backoff_ms(entry.fail_count, base_backoff_ms, backoff_max_ms);
         false
     }
 

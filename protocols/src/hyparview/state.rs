@@ -187,7 +187,9 @@ impl<P: PeerId> State<P> {
                     Message::Shuffle { origin, ttl, peers } => {
                         self.on_shuffle(now_ms, from, origin, ttl, peers, out)
                     }
-                    Message::ShuffleReply { peers } => self.on_shuffle_reply(now_ms, from, peers, out),
+                    Message::ShuffleReply { peers } => {
+                        self.on_shuffle_reply(now_ms, from, peers, out)
+                    }
                 }
             }
             InEvent::PeerFailed(peer) => self.on_peer_failed(now_ms, peer, out),
@@ -243,7 +245,10 @@ impl<P: PeerId> State<P> {
     fn on_join(&mut self, now_ms: u64, from: P, out: &mut Outbox<OutEvent<P>>) {
         self.stats.joins_received += 1;
         if self.left {
-            out.push(OutEvent::SendMessage { to: from, message: Message::NeighborReply { accepted: false } });
+            out.push(OutEvent::SendMessage {
+                to: from,
+                message: Message::NeighborReply { accepted: false },
+            });
             return;
         }
         let accepted = self.active.len() < self.config.active_size || self.active.contains(&from);
@@ -301,7 +306,13 @@ impl<P: PeerId> State<P> {
         }
     }
 
-    fn on_neighbor(&mut self, now_ms: u64, from: P, priority: Priority, out: &mut Outbox<OutEvent<P>>) {
+    fn on_neighbor(
+        &mut self,
+        now_ms: u64,
+        from: P,
+        priority: Priority,
+        out: &mut Outbox<OutEvent<P>>,
+    ) {
         self.stats.neighbor_requests_received += 1;
         let accepted = !self.left
             && (self.active.contains(&from)
@@ -316,12 +327,21 @@ impl<P: PeerId> State<P> {
         out.push(OutEvent::SendMessage { to: from, message: Message::NeighborReply { accepted } });
     }
 
-    fn on_neighbor_reply(&mut self, now_ms: u64, from: P, accepted: bool, out: &mut Outbox<OutEvent<P>>) {
+    fn on_neighbor_reply(
+        &mut self,
+        now_ms: u64,
+        from: P,
+        accepted: bool,
+        out: &mut Outbox<OutEvent<P>>,
+    ) {
         let pending = self.pending.remove(&from);
         if accepted {
             if self.left {
                 // We left meanwhile; undo the peer's half of the link.
-                out.push(OutEvent::SendMessage { to: from.clone(), message: Message::Disconnect { leaving: true } });
+                out.push(OutEvent::SendMessage {
+                    to: from.clone(),
+                    message: Message::Disconnect { leaving: true },
+                });
                 out.push(OutEvent::DisconnectPeer(from));
                 return;
             }
@@ -346,7 +366,8 @@ impl<P: PeerId> State<P> {
             // `rejected_backoff_max_ms`.
             let c = &self.config;
             let shift = self.rejections.min(16);
-            let delay_ms = c.rejected_backoff_ms.saturating_mul(1 << shift).min(c.rejected_backoff_max_ms);
+            let delay_ms =
+                c.rejected_backoff_ms.saturating_mul(1 << shift).min(c.rejected_backoff_max_ms);
             self.rejections = self.rejections.saturating_add(1);
             self.passive.defer(&from, now_ms + delay_ms);
             if !self.promote_armed {
@@ -356,7 +377,13 @@ impl<P: PeerId> State<P> {
         }
     }
 
-    fn on_disconnect(&mut self, now_ms: u64, from: P, leaving: bool, out: &mut Outbox<OutEvent<P>>) {
+    fn on_disconnect(
+        &mut self,
+        now_ms: u64,
+        from: P,
+        leaving: bool,
+        out: &mut Outbox<OutEvent<P>>,
+    ) {
         self.pending.remove(&from);
         if leaving {
             self.passive.remove(&from);
@@ -416,7 +443,13 @@ impl<P: PeerId> State<P> {
         self.integrate(now_ms, peers, &reply);
     }
 
-    fn on_shuffle_reply(&mut self, now_ms: u64, from: P, peers: Vec<P>, out: &mut Outbox<OutEvent<P>>) {
+    fn on_shuffle_reply(
+        &mut self,
+        now_ms: u64,
+        from: P,
+        peers: Vec<P>,
+        out: &mut Outbox<OutEvent<P>>,
+    ) {
         if self.left {
             return;
         }
@@ -462,7 +495,13 @@ impl<P: PeerId> State<P> {
 
     fn record_failure(&mut self, now_ms: u64, peer: &P) {
         let c = &self.config;
-        if self.passive.record_failure(peer, now_ms, c.max_fail_count, c.base_backoff_ms, c.backoff_max_ms) {
+        if self.passive.record_failure(
+            peer,
+            now_ms,
+            c.max_fail_count,
+            c.base_backoff_ms,
+            c.backoff_max_ms,
+        ) {
             self.stats.passive_dropped_failed += 1;
             self.remember_failed(now_ms, peer.clone());
         }
@@ -577,7 +616,8 @@ impl<P: PeerId> State<P> {
         if self.left {
             return;
         }
-        let in_flight = self.pending.values().filter(|p| matches!(p.kind, PendingKind::Neighbor(_))).count();
+        let in_flight =
+            self.pending.values().filter(|p| matches!(p.kind, PendingKind::Neighbor(_))).count();
         let mut wanted = self.config.active_size.saturating_sub(self.active.len() + in_flight);
         let mut next_backoff_ms: Option<u64> = None;
         while wanted > 0 {
@@ -587,7 +627,9 @@ impl<P: PeerId> State<P> {
                     continue;
                 }
                 if e.backoff_until_ms > now_ms {
-                    next_backoff_ms = Some(next_backoff_ms.map_or(e.backoff_until_ms, |t| t.min(e.backoff_until_ms)));
+                    next_backoff_ms = Some(
+                        next_backoff_ms.map_or(e.backoff_until_ms, |t| t.min(e.backoff_until_ms)),
+                    );
                     continue;
                 }
                 eligible.push(&e.peer);
@@ -597,7 +639,11 @@ impl<P: PeerId> State<P> {
             // forced eviction somewhere is enough to reconnect us.
             let high_in_flight =
                 self.pending.values().any(|p| p.kind == PendingKind::Neighbor(Priority::High));
-            let priority = if self.active.is_empty() && !high_in_flight { Priority::High } else { Priority::Low };
+            let priority = if self.active.is_empty() && !high_in_flight {
+                Priority::High
+            } else {
+                Priority::Low
+            };
             self.request_neighbor(now_ms, candidate, priority, out);
             wanted -= 1;
         }
@@ -605,7 +651,10 @@ impl<P: PeerId> State<P> {
             if let Some(at_ms) = next_backoff_ms {
                 if !self.promote_armed {
                     self.promote_armed = true;
-                    out.push(OutEvent::ScheduleTimer { after_ms: at_ms - now_ms, timer: Timer::Promote });
+                    out.push(OutEvent::ScheduleTimer {
+                        after_ms: at_ms - now_ms,
+                        timer: Timer::Promote,
+                    });
                 }
             }
             if self.active.is_empty() && !self.contacts.is_empty() && !self.contact_retry_armed {
@@ -620,7 +669,13 @@ impl<P: PeerId> State<P> {
         }
     }
 
-    fn request_neighbor(&mut self, now_ms: u64, peer: P, priority: Priority, out: &mut Outbox<OutEvent<P>>) {
+    fn request_neighbor(
+        &mut self,
+        now_ms: u64,
+        peer: P,
+        priority: Priority,
+        out: &mut Outbox<OutEvent<P>>,
+    ) {
         if peer == self.me || self.active.contains(&peer) || self.pending.contains_key(&peer) {
             return;
         }
@@ -629,7 +684,13 @@ impl<P: PeerId> State<P> {
         out.push(OutEvent::SendMessage { to: peer, message: Message::Neighbor { priority } });
     }
 
-    fn start_pending(&mut self, _now_ms: u64, peer: P, kind: PendingKind, out: &mut Outbox<OutEvent<P>>) {
+    fn start_pending(
+        &mut self,
+        _now_ms: u64,
+        peer: P,
+        kind: PendingKind,
+        out: &mut Outbox<OutEvent<P>>,
+    ) {
         let op_id = self.next_op_id;
         self.next_op_id += 1;
         self.pending.insert(peer.clone(), Pending { kind, op_id });
@@ -733,7 +794,10 @@ impl<P: PeerId> State<P> {
 
     fn check_invariants(&self) {
         debug_assert!(self.active.len() <= self.config.active_size, "active view over its bound");
-        debug_assert!(self.passive.len() <= self.config.passive_size, "passive view over its bound");
+        debug_assert!(
+            self.passive.len() <= self.config.passive_size,
+            "passive view over its bound"
+        );
         debug_assert!(!self.active.contains(&self.me), "self in the active view");
         debug_assert!(!self.passive.contains(&self.me), "self in the passive view");
         debug_assert!(

@@ -66,9 +66,12 @@ fn first_join_at_contact_accepts_and_arms_periodic_timers() {
         non_periodic(out.clone()),
         vec![emit(Event::PeerUp(1)), send(1, Message::NeighborReply { accepted: true })]
     );
-    let periodic: Vec<&Out> = out.iter().filter(|o| matches!(o, OutEvent::ScheduleTimer { .. })).collect();
+    let periodic: Vec<&Out> =
+        out.iter().filter(|o| matches!(o, OutEvent::ScheduleTimer { .. })).collect();
     assert_eq!(periodic.len(), 3, "shuffle, passive cleanup and reconnect timers: {periodic:?}");
-    assert!(out.contains(&OutEvent::ScheduleTimer { after_ms: 60_000, timer: Timer::PassiveCleanup }));
+    assert!(
+        out.contains(&OutEvent::ScheduleTimer { after_ms: 60_000, timer: Timer::PassiveCleanup })
+    );
     assert!(out.contains(&OutEvent::ScheduleTimer { after_ms: 30_000, timer: Timer::Reconnect }));
     assert_eq!(s.stats().joins_received, 1);
 }
@@ -93,7 +96,9 @@ fn join_at_full_contact_evicts_one_neighbour_with_disconnect() {
     let mut s = with_active(0, &[1, 2, 3, 4, 5]);
     let out = run(&mut s, 7, msg(6, Message::Join));
     // Exactly one eviction, of one of the five, then the accept and four walks.
-    let OutEvent::SendMessage { to: victim, message: Message::Disconnect { leaving: false } } = out[0].clone() else {
+    let OutEvent::SendMessage { to: victim, message: Message::Disconnect { leaving: false } } =
+        out[0].clone()
+    else {
         panic!("expected an eviction first: {out:?}")
     };
     assert!((1..=5).contains(&victim));
@@ -118,7 +123,10 @@ fn joiner_sends_join_with_backstop_and_emits_joined_on_accept() {
     assert_eq!(
         out,
         vec![
-            OutEvent::ScheduleTimer { after_ms: 30_000, timer: Timer::PendingTimeout { peer: 0, op_id: 0 } },
+            OutEvent::ScheduleTimer {
+                after_ms: 30_000,
+                timer: Timer::PendingTimeout { peer: 0, op_id: 0 }
+            },
             send(0, Message::Join),
             OutEvent::ScheduleTimer { after_ms: 5_000, timer: Timer::ContactRetry },
         ],
@@ -139,7 +147,10 @@ fn contact_retry_rejoins_only_while_the_active_view_is_empty() {
     assert_eq!(
         out,
         vec![
-            OutEvent::ScheduleTimer { after_ms: 30_000, timer: Timer::PendingTimeout { peer: 0, op_id: 1 } },
+            OutEvent::ScheduleTimer {
+                after_ms: 30_000,
+                timer: Timer::PendingTimeout { peer: 0, op_id: 1 }
+            },
             send(0, Message::Join),
             OutEvent::ScheduleTimer { after_ms: 5_000, timer: Timer::ContactRetry },
         ]
@@ -155,7 +166,10 @@ fn forward_join_with_ttl_zero_ends_the_walk_with_a_high_priority_neighbor_reques
     assert_eq!(
         out,
         vec![
-            OutEvent::ScheduleTimer { after_ms: 30_000, timer: Timer::PendingTimeout { peer: 7, op_id: 0 } },
+            OutEvent::ScheduleTimer {
+                after_ms: 30_000,
+                timer: Timer::PendingTimeout { peer: 7, op_id: 0 }
+            },
             send(7, Message::Neighbor { priority: Priority::High }),
         ]
     );
@@ -198,7 +212,10 @@ fn forward_join_about_ourselves_is_ignored() {
 fn low_priority_neighbor_is_accepted_with_room_and_rejected_when_full() {
     let mut s = with_active(0, &[1, 2, 3, 4]);
     let out = run(&mut s, 1, msg(5, Message::Neighbor { priority: Priority::Low }));
-    assert_eq!(out, vec![emit(Event::PeerUp(5)), send(5, Message::NeighborReply { accepted: true })]);
+    assert_eq!(
+        out,
+        vec![emit(Event::PeerUp(5)), send(5, Message::NeighborReply { accepted: true })]
+    );
     let out = run(&mut s, 2, msg(6, Message::Neighbor { priority: Priority::Low }));
     assert_eq!(out, vec![send(6, Message::NeighborReply { accepted: false })]);
     assert_eq!(s.active_view(), &[1, 2, 3, 4, 5]);
@@ -209,7 +226,10 @@ fn low_priority_neighbor_is_accepted_with_room_and_rejected_when_full() {
 fn high_priority_neighbor_is_accepted_even_when_full() {
     let mut s = with_active(0, &[1, 2, 3, 4, 5]);
     let out = run(&mut s, 1, msg(6, Message::Neighbor { priority: Priority::High }));
-    assert!(matches!(out[0], OutEvent::SendMessage { message: Message::Disconnect { leaving: false }, .. }));
+    assert!(matches!(
+        out[0],
+        OutEvent::SendMessage { message: Message::Disconnect { leaving: false }, .. }
+    ));
     assert_eq!(out[3], emit(Event::PeerUp(6)));
     assert_eq!(out[4], send(6, Message::NeighborReply { accepted: true }));
     assert!(s.is_active(&6));
@@ -226,7 +246,10 @@ fn rejected_promotion_defers_the_candidate_and_tries_the_next() {
         out,
         vec![
             emit(Event::PeerDown(1, DownReason::Failed)),
-            OutEvent::ScheduleTimer { after_ms: 30_000, timer: Timer::PendingTimeout { peer: 10, op_id: 0 } },
+            OutEvent::ScheduleTimer {
+                after_ms: 30_000,
+                timer: Timer::PendingTimeout { peer: 10, op_id: 0 }
+            },
             send(10, Message::Neighbor { priority: Priority::High }),
             // 1 is in backoff until 2 s from now: retry promotion then.
             OutEvent::ScheduleTimer { after_ms: 2_000, timer: Timer::Promote },
@@ -272,7 +295,10 @@ fn reconnect_probes_a_failed_peer_with_high_priority() {
     assert_eq!(
         out,
         vec![
-            OutEvent::ScheduleTimer { after_ms: 30_000, timer: Timer::PendingTimeout { peer: 1, op_id: out_op(&out) } },
+            OutEvent::ScheduleTimer {
+                after_ms: 30_000,
+                timer: Timer::PendingTimeout { peer: 1, op_id: out_op(&out) }
+            },
             send(1, Message::Neighbor { priority: Priority::High }),
             OutEvent::ScheduleTimer { after_ms: 30_000, timer: Timer::Reconnect },
         ]
@@ -283,7 +309,9 @@ fn reconnect_probes_a_failed_peer_with_high_priority() {
 fn out_op(out: &[Out]) -> u64 {
     out.iter()
         .find_map(|o| match o {
-            OutEvent::ScheduleTimer { timer: Timer::PendingTimeout { op_id, .. }, .. } => Some(*op_id),
+            OutEvent::ScheduleTimer { timer: Timer::PendingTimeout { op_id, .. }, .. } => {
+                Some(*op_id)
+            }
             _ => None,
         })
         .expect("a pending backstop")
@@ -299,7 +327,10 @@ fn backstop_fires_only_for_its_own_operation() {
     run(&mut s, 20, msg(1, Message::ForwardJoin { peer: 7, ttl: 0 }));
     assert_eq!(s.pending_peers().copied().collect::<Vec<_>>(), vec![7]);
     // The stale backstop of op 0 must not cancel op 1.
-    assert_eq!(run(&mut s, 30_000, InEvent::TimerExpired(Timer::PendingTimeout { peer: 7, op_id: 0 })), vec![]);
+    assert_eq!(
+        run(&mut s, 30_000, InEvent::TimerExpired(Timer::PendingTimeout { peer: 7, op_id: 0 })),
+        vec![]
+    );
     assert_eq!(s.pending_peers().count(), 1);
     assert_eq!(s.stats().pending_timeouts, 0);
     // Its own backstop does: the attempt counts as a failure.
@@ -319,7 +350,10 @@ fn disconnect_moves_the_peer_to_passive_and_promotes_another() {
         vec![
             OutEvent::DisconnectPeer(1),
             emit(Event::PeerDown(1, DownReason::Disconnected)),
-            OutEvent::ScheduleTimer { after_ms: 30_000, timer: Timer::PendingTimeout { peer: 10, op_id: 0 } },
+            OutEvent::ScheduleTimer {
+                after_ms: 30_000,
+                timer: Timer::PendingTimeout { peer: 10, op_id: 0 }
+            },
             send(10, Message::Neighbor { priority: Priority::Low }),
             OutEvent::ScheduleTimer { after_ms: 1_000, timer: Timer::Promote },
         ]
@@ -339,7 +373,10 @@ fn disconnect_from_a_leaving_peer_forgets_it() {
 fn unsolicited_accept_when_full_is_undone() {
     let mut s = with_active(0, &[1, 2, 3, 4, 5]);
     let out = run(&mut s, 1, msg(8, Message::NeighborReply { accepted: true }));
-    assert_eq!(out, vec![send(8, Message::Disconnect { leaving: false }), OutEvent::DisconnectPeer(8)]);
+    assert_eq!(
+        out,
+        vec![send(8, Message::Disconnect { leaving: false }), OutEvent::DisconnectPeer(8)]
+    );
     assert!(!s.is_active(&8));
 }
 
@@ -348,7 +385,9 @@ fn shuffle_sends_self_plus_active_and_passive_samples() {
     let mut s = with_active(0, &[1, 2, 3, 4]);
     add_passive(&mut s, 0, (10..20).collect());
     let out = run(&mut s, 10_000, InEvent::TimerExpired(Timer::Shuffle));
-    let OutEvent::SendMessage { to, message: Message::Shuffle { origin, ttl, peers } } = out[0].clone() else {
+    let OutEvent::SendMessage { to, message: Message::Shuffle { origin, ttl, peers } } =
+        out[0].clone()
+    else {
         panic!("expected a shuffle: {out:?}")
     };
     assert!((1..=4).contains(&to));
@@ -371,8 +410,10 @@ fn shuffle_walk_is_forwarded_while_ttl_remains() {
 fn shuffle_walk_end_replies_to_the_origin_and_integrates() {
     let mut s = with_active(0, &[1, 2]);
     add_passive(&mut s, 0, vec![40, 41, 42]);
-    let out = run(&mut s, 1, msg(1, Message::Shuffle { origin: 9, ttl: 1, peers: vec![9, 30, 0, 2] }));
-    let OutEvent::SendMessage { to: 9, message: Message::ShuffleReply { peers } } = out[0].clone() else {
+    let out =
+        run(&mut s, 1, msg(1, Message::Shuffle { origin: 9, ttl: 1, peers: vec![9, 30, 0, 2] }));
+    let OutEvent::SendMessage { to: 9, message: Message::ShuffleReply { peers } } = out[0].clone()
+    else {
         panic!("expected a reply to the origin: {out:?}")
     };
     assert_eq!(peers.len(), 3, "as many as our passive view can give, at most as many as received");
@@ -390,12 +431,16 @@ fn shuffle_reply_integration_prefers_evicting_what_was_sent() {
     run(&mut s, 0, msg(1, Message::Join));
     add_passive(&mut s, 0, vec![10, 11, 12, 13]);
     let out = run(&mut s, 10_000, InEvent::TimerExpired(Timer::Shuffle));
-    let OutEvent::SendMessage { message: Message::Shuffle { peers, .. }, .. } = out[0].clone() else { panic!() };
+    let OutEvent::SendMessage { message: Message::Shuffle { peers, .. }, .. } = out[0].clone()
+    else {
+        panic!()
+    };
     let sent: Vec<u32> = peers[1..].to_vec();
     run(&mut s, 10_050, msg(1, Message::ShuffleReply { peers: vec![50, 51] }));
     let passive: Vec<u32> = s.passive_view().iter().map(|e| e.peer).collect();
     assert!(passive.contains(&50) && passive.contains(&51));
-    let kept_unsent = [10, 11, 12, 13].iter().filter(|p| !sent.contains(p)).all(|p| passive.contains(p));
+    let kept_unsent =
+        [10, 11, 12, 13].iter().filter(|p| !sent.contains(p)).all(|p| passive.contains(p));
     assert!(kept_unsent, "entries not sent away survive: passive {passive:?}, sent {sent:?}");
 }
 
@@ -427,8 +472,14 @@ fn leave_disconnects_everyone_and_stays_left_until_join() {
         ]
     );
     assert!(s.has_left());
-    assert_eq!(run(&mut s, 2, msg(3, Message::Neighbor { priority: Priority::High })), vec![send(3, Message::NeighborReply { accepted: false })]);
-    assert_eq!(run(&mut s, 3, msg(3, Message::Join)), vec![send(3, Message::NeighborReply { accepted: false })]);
+    assert_eq!(
+        run(&mut s, 2, msg(3, Message::Neighbor { priority: Priority::High })),
+        vec![send(3, Message::NeighborReply { accepted: false })]
+    );
+    assert_eq!(
+        run(&mut s, 3, msg(3, Message::Join)),
+        vec![send(3, Message::NeighborReply { accepted: false })]
+    );
     assert_eq!(run(&mut s, 4, InEvent::TimerExpired(Timer::Shuffle)), vec![]);
     let out = non_periodic(run(&mut s, 5, InEvent::Join(vec![1])));
     assert!(out.contains(&send(1, Message::Join)));

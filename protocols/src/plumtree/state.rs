@@ -548,7 +548,9 @@ impl<P: PeerId> State<P> {
 
     fn was_pruned_recently(&self, now_ms: u64, peer: &P) -> bool {
         let grace_ms = self.config.prune_grace_ms;
-        self.recently_pruned.iter().any(|(p, at)| p == peer && now_ms.saturating_sub(*at) < grace_ms)
+        self.recently_pruned
+            .iter()
+            .any(|(p, at)| p == peer && now_ms.saturating_sub(*at) < grace_ms)
     }
 
     /// Moves `peer`, a neighbour, to the lazy set.

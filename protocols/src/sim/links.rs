@@ -21,7 +21,8 @@ pub enum Latency {
 impl Latency {
     /// Parses `const:MS` or `uniform:A-B` (milliseconds).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || format!("invalid latency {text:?}: use const:MS or uniform:A-B (milliseconds)");
+        let bad =
+            || format!("invalid latency {text:?}: use const:MS or uniform:A-B (milliseconds)");
         if let Some(ms) = text.strip_prefix("const:") {
             let ms: f64 = ms.parse().map_err(|_| bad())?;
             if ms < 0.0 {

@@ -41,11 +41,23 @@ pub struct NetworkOptions {
 }
 
 enum Action {
-    Deliver { from: NodeIndex, to: NodeIndex, message: Message<NodeIndex> },
-    LinkFailed { node: NodeIndex, peer: NodeIndex },
-    Timer { node: NodeIndex, timer: Timer<NodeIndex> },
+    Deliver {
+        from: NodeIndex,
+        to: NodeIndex,
+        message: Message<NodeIndex>,
+    },
+    LinkFailed {
+        node: NodeIndex,
+        peer: NodeIndex,
+    },
+    Timer {
+        node: NodeIndex,
+        timer: Timer<NodeIndex>,
+    },
     /// The discovery model answers an isolated node with a live contact.
-    Discover { node: NodeIndex },
+    Discover {
+        node: NodeIndex,
+    },
 }
 
 /// Heap entry: ordering key plus the slot of the action in the slab. Kept small (24 bytes)
@@ -411,7 +423,8 @@ impl Network {
             }
             Message::Registry(_) => self.counts.registry += 1,
         }
-        let reachable = self.alive[to as usize] && self.group[to as usize] == self.group[from as usize];
+        let reachable =
+            self.alive[to as usize] && self.group[to as usize] == self.group[from as usize];
         if !reachable {
             self.schedule_failure(from, to);
             return;
@@ -436,7 +449,8 @@ impl Network {
                 if !self.alive[from as usize] {
                     return true; // The sender crashed with the message in flight: QUIC loses it.
                 }
-                if !self.alive[to as usize] || self.group[to as usize] != self.group[from as usize] {
+                if !self.alive[to as usize] || self.group[to as usize] != self.group[from as usize]
+                {
                     self.schedule_failure(from, to);
                     return true;
                 }
@@ -578,7 +592,10 @@ fn counts_as_activity(action: &Action) -> bool {
         ),
         Action::LinkFailed { .. } | Action::Discover { .. } => true,
         Action::Timer { timer, .. } => {
-            matches!(timer, Timer::Plumtree(plumtree::Timer::IHaveFlush | plumtree::Timer::Graft { .. }))
+            matches!(
+                timer,
+                Timer::Plumtree(plumtree::Timer::IHaveFlush | plumtree::Timer::Graft { .. })
+            )
         }
     }
 }

@@ -185,7 +185,8 @@ impl Report {
             .map(|(d, c)| format!("{d}:{c}"))
             .collect();
         let _ = writeln!(s, "{:<36} {}", "in_degree_histogram", hist.join(" "));
-        let kinds: Vec<String> = self.messages_by_kind.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        let kinds: Vec<String> =
+            self.messages_by_kind.iter().map(|(k, v)| format!("{k}:{v}")).collect();
         let _ = writeln!(s, "{:<36} {}", "messages_by_kind", kinds.join(" "));
         s
     }

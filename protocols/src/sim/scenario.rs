@@ -306,7 +306,12 @@ fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
-fn stable(net: &mut Network, options: &Options, report: &mut Report, progress: &mut dyn FnMut(Progress)) {
+fn stable(
+    net: &mut Network,
+    options: &Options,
+    report: &mut Report,
+    progress: &mut dyn FnMut(Progress),
+) {
     let fixed_sender = random_alive(net);
     let pick = |net: &mut Network| match options.senders {
         Senders::Single => fixed_sender,
@@ -338,7 +343,12 @@ fn stable(net: &mut Network, options: &Options, report: &mut Report, progress: &
     report.control_per_payload = (deliveries > 0).then(|| control as f64 / deliveries as f64);
 }
 
-fn crash(net: &mut Network, options: &Options, report: &mut Report, progress: &mut dyn FnMut(Progress)) {
+fn crash(
+    net: &mut Network,
+    options: &Options,
+    report: &mut Report,
+    progress: &mut dyn FnMut(Progress),
+) {
     // Pre-failure level: the worst of 10 broadcasts on the stabilised overlay.
     let mut pre = Aggregate::default();
     for _ in 0..10 {
@@ -368,7 +378,11 @@ fn crash(net: &mut Network, options: &Options, report: &mut Report, progress: &m
         let r = agg.add(net, id);
         first.get_or_insert(r);
         if b % 50 == 0 {
-            progress(Progress { phase: "after-crash", done: b + 1, total: options.crash_broadcasts });
+            progress(Progress {
+                phase: "after-crash",
+                done: b + 1,
+                total: options.crash_broadcasts,
+            });
         }
     }
     agg.write(report);
@@ -400,7 +414,12 @@ fn crash(net: &mut Network, options: &Options, report: &mut Report, progress: &m
     report.healing_cycles = healed;
 }
 
-fn churn(net: &mut Network, options: &Options, report: &mut Report, progress: &mut dyn FnMut(Progress)) {
+fn churn(
+    net: &mut Network,
+    options: &Options,
+    report: &mut Report,
+    progress: &mut dyn FnMut(Progress),
+) {
     let mut agg = Aggregate::default();
     for c in 0..options.churn_cycles {
         let end = net.now_us() + cycle_us(options);
@@ -419,7 +438,9 @@ fn kill_fraction(net: &mut Network, fraction: f64, protect: &[NodeIndex]) -> Vec
     let mut alive: Vec<NodeIndex> =
         net.alive_nodes().into_iter().filter(|i| !protect.contains(i)).collect();
     net.rng().shuffle(&mut alive);
-    let count = ((alive.len() as f64 * fraction).round() as usize).max(1).min(alive.len().saturating_sub(1));
+    let count = ((alive.len() as f64 * fraction).round() as usize)
+        .max(1)
+        .min(alive.len().saturating_sub(1));
     let victims = alive[..count].to_vec();
     net.crash(&victims);
     victims
@@ -455,13 +476,22 @@ fn all_see_all(net: &Network, services: &[(NodeIndex, String)]) -> bool {
 fn none_see(net: &Network, services: &[(NodeIndex, String)], dead: &[NodeIndex]) -> bool {
     net.alive_nodes().into_iter().all(|i| {
         let reg = net.node(i).expect("alive").registry();
-        services.iter().enumerate().filter(|(_, (o, _))| dead.contains(o)).all(|(k, (o, name))| !reg.is_visible(name, o, k as u64))
+        services
+            .iter()
+            .enumerate()
+            .filter(|(_, (o, _))| dead.contains(o))
+            .all(|(k, (o, name))| !reg.is_visible(name, o, k as u64))
     })
 }
 
 /// Runs in steps of `step_us` until `done` holds; returns the elapsed virtual time in ms, or
 /// `None` after `limit_us`.
-fn time_until(net: &mut Network, step_us: u64, limit_us: u64, done: impl Fn(&Network) -> bool) -> Option<f64> {
+fn time_until(
+    net: &mut Network,
+    step_us: u64,
+    limit_us: u64,
+    done: impl Fn(&Network) -> bool,
+) -> Option<f64> {
     let start = net.now_us();
     loop {
         if done(net) {
@@ -475,7 +505,12 @@ fn time_until(net: &mut Network, step_us: u64, limit_us: u64, done: impl Fn(&Net
     }
 }
 
-fn partition(net: &mut Network, options: &Options, report: &mut Report, progress: &mut dyn FnMut(Progress)) {
+fn partition(
+    net: &mut Network,
+    options: &Options,
+    report: &mut Report,
+    progress: &mut dyn FnMut(Progress),
+) {
     let services = register_services(net, options.services);
     let converged = time_until(net, 100_000, 600_000_000, |n| all_see_all(n, &services));
     report.initial_convergence_ms = converged;
@@ -494,17 +529,24 @@ fn partition(net: &mut Network, options: &Options, report: &mut Report, progress
     }
     net.heal();
     progress(Progress { phase: "healing", done: 0, total: 1 });
-    report.convergence_ms = time_until(net, 1_000_000, 3_600_000_000, |n| all_see_all(n, &services));
+    report.convergence_ms =
+        time_until(net, 1_000_000, 3_600_000_000, |n| all_see_all(n, &services));
     // Overlay connectivity is measured at the end of every run (report.connected).
 }
 
-fn registry(net: &mut Network, options: &Options, report: &mut Report, progress: &mut dyn FnMut(Progress)) {
+fn registry(
+    net: &mut Network,
+    options: &Options,
+    report: &mut Report,
+    progress: &mut dyn FnMut(Progress),
+) {
     net.record_registry_events = true;
     let services = register_services(net, options.services);
     report.convergence_ms = time_until(net, 10_000, 600_000_000, |n| all_see_all(n, &services));
     progress(Progress { phase: "registered", done: 1, total: 3 });
     // Crash the owners of a tenth of the services.
-    let dead: Vec<NodeIndex> = services.iter().take(services.len().div_ceil(10)).map(|(o, _)| *o).collect();
+    let dead: Vec<NodeIndex> =
+        services.iter().take(services.len().div_ceil(10)).map(|(o, _)| *o).collect();
     net.crash(&dead);
     report.removal_ms = time_until(net, 10_000, 600_000_000, |n| none_see(n, &services, &dead));
     progress(Progress { phase: "owners-crashed", done: 2, total: 3 });
@@ -521,7 +563,8 @@ fn registry(net: &mut Network, options: &Options, report: &mut Report, progress:
         .registry_events
         .iter()
         .filter(|(_, e)| match e {
-            crate::registry::Event::Down { node, .. } | crate::registry::Event::Unregistered { node, .. } => net.is_alive(*node),
+            crate::registry::Event::Down { node, .. }
+            | crate::registry::Event::Unregistered { node, .. } => net.is_alive(*node),
             crate::registry::Event::Registered { .. } => false,
         })
         .count();
