@@ -6,6 +6,7 @@
 
 mod frame;
 pub mod hyparview;
+mod node;
 pub mod plumtree;
 mod primitives;
 

@@ -6,13 +6,179 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
+use shoal_protocols::hlc::Hlc;
 use shoal_protocols::hyparview::{self, Priority};
 use shoal_protocols::plumtree::{self, Gossip, IHave, MessageId, Tag};
+use shoal_protocols::registry::{
+    self, Delta, EntryUpdate, OwnerDigest, OwnerState, OwnerStatus, OwnerSync, UnregisterReason,
+    Value,
+};
 use shoal_protocols::wire::{encode_frame, Wire, Writer};
-use shoal_protocols::NodeName;
+use shoal_protocols::{node, NodeName};
 
 fn name(text: &str) -> NodeName {
     NodeName::parse(text).expect("seed names are valid")
+}
+
+/// A registration and a tombstone, the two kinds of registry entry.
+fn entries() -> Vec<EntryUpdate> {
+    vec![
+        EntryUpdate {
+            name: "web".to_owned(),
+            reg_id: 1,
+            value: Value::Registered {
+                meta: Bytes::from_static(b"port=8080"),
+                stamp: Hlc::new(1_700_000_000_000, 0),
+            },
+        },
+        EntryUpdate {
+            name: "db.primary".to_owned(),
+            reg_id: 2,
+            value: Value::Tombstone {
+                stamp: Hlc::new(1_700_000_000_001, 3),
+                reason: UnregisterReason::HandleDropped,
+            },
+        },
+    ]
+}
+
+fn digest(state: OwnerState) -> OwnerDigest {
+    OwnerDigest {
+        incarnation: 1_700_000_000_000,
+        state,
+        entries_max_stamp: Hlc::new(1_700_000_000_001, 3),
+        entries_count: 2,
+    }
+}
+
+/// Registry direct messages (frames) and deltas (Plumtree payloads, no version byte).
+fn registry_seeds() -> Vec<(&'static str, &'static str, Bytes)> {
+    use registry::Message as R;
+    vec![
+        (
+            "registry_message",
+            "seed-digest-u32.bin",
+            encode_frame(&R::<u32>::Digest {
+                range_start: Some(1),
+                range_end: None,
+                owners: vec![(1, digest(OwnerState::Alive)), (2, digest(OwnerState::Suspect))],
+            }),
+        ),
+        (
+            "registry_message",
+            "seed-digest-name.bin",
+            encode_frame(&R::Digest {
+                range_start: None,
+                range_end: Some(name("z@host")),
+                owners: vec![(name("a@host"), digest(OwnerState::Dead))],
+            }),
+        ),
+        (
+            "registry_message",
+            "seed-sync-u32.bin",
+            encode_frame(&R::<u32>::Sync {
+                owners: vec![OwnerSync {
+                    owner: 7,
+                    status: OwnerStatus::alive(1_700_000_000_000),
+                    entries: entries(),
+                }],
+            }),
+        ),
+        (
+            "registry_message",
+            "seed-sync-request-name.bin",
+            encode_frame(&R::SyncRequest { owners: vec![name("a@b"), name("node-1@10.0.0.1")] }),
+        ),
+        (
+            "registry_message",
+            "seed-delta-update-u32.bin",
+            Delta::<u32>::Update { owner: 7, incarnation: 1_700_000_000_000, entries: entries() }
+                .encode(),
+        ),
+        (
+            "registry_message",
+            "seed-delta-suspect-name.bin",
+            Delta::Suspect { node: name("node-1@10.0.0.1"), incarnation: 1_700_000_000_000 }
+                .encode(),
+        ),
+        (
+            "registry_message",
+            "seed-delta-alive-u32.bin",
+            Delta::<u32>::Alive { node: 7, incarnation: 1_700_000_000_002, entries: entries() }
+                .encode(),
+        ),
+    ]
+}
+
+/// Node envelope frames: one per protocol, plus a GOSSIP carrying a registry delta.
+fn node_seeds() -> Vec<(&'static str, &'static str, Bytes)> {
+    use node::Message as N;
+    let gossip = |tag: Tag, payload: Bytes| {
+        plumtree::Message::Gossip(Gossip {
+            id: MessageId(0x0123_4567_89AB_CDEF),
+            round: 1,
+            tag,
+            payload,
+        })
+    };
+    let delta = Delta::<u32>::Update { owner: 7, incarnation: 1, entries: entries() }.encode();
+    vec![
+        (
+            "node_message",
+            "seed-hyparview-shuffle-u32.bin",
+            encode_frame(&N::<u32>::Hyparview(hyparview::Message::Shuffle {
+                origin: 1,
+                ttl: 4,
+                peers: vec![2, 3],
+            })),
+        ),
+        (
+            "node_message",
+            "seed-hyparview-forward-join-name.bin",
+            encode_frame(&N::Hyparview(hyparview::Message::ForwardJoin {
+                peer: name("node-1@10.0.0.1"),
+                ttl: 6,
+            })),
+        ),
+        (
+            "node_message",
+            "seed-plumtree-gossip.bin",
+            encode_frame(&N::<u32>::Plumtree(gossip(
+                Tag::APPLICATION_MIN,
+                Bytes::from_static(b"hello, shoal"),
+            ))),
+        ),
+        (
+            "node_message",
+            "seed-plumtree-gossip-registry-delta.bin",
+            encode_frame(&N::<u32>::Plumtree(gossip(Tag::REGISTRY, delta))),
+        ),
+        (
+            "node_message",
+            "seed-plumtree-prune.bin",
+            encode_frame(&N::<u32>::Plumtree(plumtree::Message::Prune)),
+        ),
+        (
+            "node_message",
+            "seed-registry-sync-u32.bin",
+            encode_frame(&N::<u32>::Registry(registry::Message::Sync {
+                owners: vec![OwnerSync {
+                    owner: 7,
+                    status: OwnerStatus { incarnation: 2, state: OwnerState::Suspect },
+                    entries: entries(),
+                }],
+            })),
+        ),
+        (
+            "node_message",
+            "seed-registry-digest-name.bin",
+            encode_frame(&N::Registry(registry::Message::Digest {
+                range_start: Some(name("a@host")),
+                range_end: Some(name("m@host")),
+                owners: vec![(name("b@host"), digest(OwnerState::Alive))],
+            })),
+        ),
+    ]
 }
 
 fn seeds() -> Vec<(&'static str, &'static str, Bytes)> {
@@ -92,6 +258,10 @@ fn seeds() -> Vec<(&'static str, &'static str, Bytes)> {
         ("node_name", "seed-ip.bin", name_bytes(&name("node-1@10.0.0.1"))),
         ("node_name", "seed-text.bin", Bytes::from_static(b"alpha_1@host-2.example.org")),
     ]
+    .into_iter()
+    .chain(registry_seeds())
+    .chain(node_seeds())
+    .collect()
 }
 
 #[test]

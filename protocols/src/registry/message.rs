@@ -20,7 +20,9 @@
 use bytes::Bytes;
 
 use crate::hlc::Hlc;
-use crate::wire::{decode_list, encode_list, DecodeError, Limits, Reader, Wire, Writer};
+use crate::wire::{
+    decode_list, encode_list, list_size_hint, DecodeError, Limits, Reader, Wire, Writer,
+};
 
 /// Longest service name, in bytes.
 pub const SERVICE_NAME_LEN_MAX: usize = 255;
@@ -213,6 +215,10 @@ impl Wire for Value {
             tag => Err(DecodeError::UnknownTag { what: "registry value", tag }),
         }
     }
+
+    fn encoded_size_hint(&self) -> usize {
+        self.encoded_size()
+    }
 }
 
 /// One key of an owner with its value, as carried in deltas and syncs.
@@ -255,6 +261,10 @@ impl Wire for EntryUpdate {
         let reg_id = r.u64()?;
         let value = Value::decode(r, limits)?;
         Ok(Self { name, reg_id, value })
+    }
+
+    fn encoded_size_hint(&self) -> usize {
+        self.encoded_size()
     }
 }
 
@@ -335,6 +345,10 @@ impl<P: Wire> Wire for OwnerSync<P> {
             entries: decode_list(r, limits, "registry entries")?,
         })
     }
+
+    fn encoded_size_hint(&self) -> usize {
+        self.owner.encoded_size_hint() + OwnerStatus::ENCODED_SIZE + list_size_hint(&self.entries)
+    }
 }
 
 /// A direct (point-to-point) anti-entropy message between neighbours.
@@ -384,6 +398,10 @@ fn encode_opt<P: Wire>(w: &mut Writer, v: &Option<P>) {
             p.encode(w);
         }
     }
+}
+
+fn opt_size_hint<P: Wire>(v: &Option<P>) -> usize {
+    1 + v.as_ref().map_or(0, Wire::encoded_size_hint)
 }
 
 fn decode_opt<P: Wire>(r: &mut Reader<'_>, limits: &Limits) -> Result<Option<P>, DecodeError> {
@@ -442,6 +460,22 @@ impl<P: Wire> Wire for Message<P> {
                 Ok(Self::SyncRequest { owners: decode_list(r, limits, "registry sync request")? })
             }
             tag => Err(DecodeError::UnknownTag { what: "registry message", tag }),
+        }
+    }
+
+    fn encoded_size_hint(&self) -> usize {
+        1 + match self {
+            Self::Digest { range_start, range_end, owners } => {
+                opt_size_hint(range_start)
+                    + opt_size_hint(range_end)
+                    + 4
+                    + owners
+                        .iter()
+                        .map(|(owner, _)| owner.encoded_size_hint() + OwnerDigest::ENCODED_SIZE)
+                        .sum::<usize>()
+            }
+            Self::Sync { owners } => list_size_hint(owners),
+            Self::SyncRequest { owners } => list_size_hint(owners),
         }
     }
 }

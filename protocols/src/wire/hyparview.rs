@@ -11,6 +11,8 @@
 //! | 0x05 | `Disconnect`     | `leaving: u8` (0 or 1)                            |
 //! | 0x06 | `Shuffle`        | `origin: P`, `ttl: u8`, `peers: u32 count, P × count` |
 //! | 0x07 | `ShuffleReply`   | `peers: u32 count, P × count`                     |
+//!
+//! [`hyparview::Message`]: crate::hyparview::Message
 
 use super::primitives::{
     decode_list, encode_list, list_size_hint, DecodeError, Limits, Reader, Wire, Writer,

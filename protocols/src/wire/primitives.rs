@@ -195,6 +195,12 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// The next byte, without consuming it (a dispatcher routes on a type byte this way and
+    /// leaves it for the decoder it picks).
+    pub fn peek_u8(&self) -> Result<u8, DecodeError> {
+        self.buf.get(self.pos).copied().ok_or(DecodeError::Truncated { needed: 1, remaining: 0 })
+    }
+
     /// Reads one byte.
     pub fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take(1)?[0])
