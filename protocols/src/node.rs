@@ -10,6 +10,9 @@
 
 mod types;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::VecDeque;
 
 use bytes::Bytes;

@@ -512,6 +512,56 @@ fn ihave_below_optimization_threshold_changes_nothing() {
 }
 
 #[test]
+fn tree_optimisation_is_off_by_default() {
+    let config = Config { graft_jitter_ms: 0, ..Config::default() };
+    assert_eq!(Config::default().optimization_threshold, u16::MAX);
+    let mut node = Node::with_sets(config, &[1], &[2]);
+    // Received at the highest round; the announcement is the closest a peer ever sends.
+    node.gossip(1, 10, u16::MAX);
+    assert_eq!(node.ihave(2, &[(10, 1)]), vec![]);
+    // Nor on the GOSSIP path (announced before the eager copy arrived).
+    assert_eq!(node.ihave(2, &[(11, 1)]), vec![schedule(500, graft_timer(11, 0))]);
+    assert_eq!(node.gossip(1, 11, 1_000), vec![delivered(11, 1_000, Some(1))]);
+    assert_eq!(node.state.eager_push_peers(), &[1]);
+    assert_eq!(node.state.lazy_push_peers(), &[2]);
+    let stats = node.state.stats();
+    assert_eq!((stats.optimisations, stats.graft_sent, stats.prune_sent), (0, 0, 0));
+}
+
+#[test]
+fn optimisation_cooldown_allows_one_swap_per_interval() {
+    let mut node = Node::with_sets(test_config(), &[1], &[2, 3]);
+    assert_eq!(
+        node.gossip(1, 10, 10),
+        vec![cache_timer(), delivered(10, 10, Some(1)), flush_timer()]
+    );
+    assert_eq!(
+        node.ihave(2, &[(10, 3)]),
+        vec![send(2, Message::Graft { id: None, round: 3 }), send(1, Message::Prune)]
+    );
+    assert_eq!(
+        node.timer(Timer::IHaveFlush),
+        vec![send_ihave(2, &[(10, 11)]), send_ihave(3, &[(10, 11)])]
+    );
+    // A second qualifying swap (10 >= 2 + 7) within optimization_cooldown_ms: refused.
+    node.now_ms = 999;
+    assert_eq!(node.gossip(2, 11, 10), vec![delivered(11, 10, Some(2)), flush_timer()]);
+    assert_eq!(node.ihave(3, &[(11, 2)]), vec![]);
+    assert_eq!(node.state.eager_push_peers(), &[2]);
+    assert_eq!(node.state.lazy_push_peers(), &[1, 3]);
+    assert_eq!(node.state.stats().optimisations, 1);
+    // Once the cooldown has passed the same offer swaps.
+    node.now_ms = 1_000;
+    assert_eq!(
+        node.ihave(3, &[(11, 2)]),
+        vec![send(3, Message::Graft { id: None, round: 2 }), send(2, Message::Prune)]
+    );
+    assert_eq!(node.state.eager_push_peers(), &[3]);
+    assert_eq!(node.state.lazy_push_peers(), &[1, 2]);
+    assert_eq!(node.state.stats().optimisations, 2);
+}
+
+#[test]
 fn gossip_after_closer_announcements_swaps_to_best_announcer() {
     let config = Config { optimization_threshold: 3, ..test_config() };
     let mut node = Node::with_sets(config, &[1], &[2, 3]);
@@ -532,6 +582,283 @@ fn gossip_after_closer_announcements_swaps_to_best_announcer() {
     assert_eq!(node.state.lazy_push_peers(), &[1, 2]);
     assert_eq!(node.state.missing_len(), 0);
     assert_eq!(node.timer(graft_timer(10, 0)), vec![]);
+}
+
+// ---- new neighbours once in a tree ----
+
+#[test]
+fn neighbor_up_before_any_delivery_is_eager() {
+    // Not in a tree yet: every link starts eager, so the first broadcast builds the tree by
+    // first arrival (paper behaviour).
+    let mut node = Node::new(&[]);
+    assert_eq!(node.handle(InEvent::NeighborUp(2)), vec![]);
+    assert_eq!(node.handle(InEvent::NeighborUp(1)), vec![]);
+    assert_eq!(node.state.eager_push_peers(), &[1, 2]);
+    assert_eq!(node.state.lazy_push_peers(), &[] as &[u32]);
+    // Announcements alone (no delivery) do not put the node in a tree.
+    assert_eq!(node.ihave(1, &[(10, 1)]), vec![schedule(500, graft_timer(10, 0))]);
+    assert_eq!(node.handle(InEvent::NeighborUp(3)), vec![]);
+    assert_eq!(node.state.eager_push_peers(), &[1, 2, 3]);
+}
+
+#[test]
+fn neighbor_up_after_a_local_broadcast_starts_lazy() {
+    let mut node = Node::new(&[1]);
+    assert_eq!(
+        node.broadcast(10),
+        vec![cache_timer(), delivered(10, 0, None), send_gossip(1, 10, 1)]
+    );
+    assert_eq!(node.handle(InEvent::NeighborUp(2)), vec![]);
+    assert_eq!(node.state.eager_push_peers(), &[1]);
+    assert_eq!(node.state.lazy_push_peers(), &[2]);
+    // The new link is a backup: the next broadcast only announces to it.
+    assert_eq!(
+        node.broadcast(11),
+        vec![delivered(11, 0, None), send_gossip(1, 11, 1), flush_timer()]
+    );
+    assert_eq!(node.timer(Timer::IHaveFlush), vec![send_ihave(2, &[(11, 1)])]);
+}
+
+#[test]
+fn neighbor_up_after_a_received_gossip_starts_lazy() {
+    let mut node = Node::new(&[1]);
+    assert_eq!(node.gossip(1, 10, 1), vec![cache_timer(), delivered(10, 1, Some(1))]);
+    assert_eq!(node.handle(InEvent::NeighborUp(3)), vec![]);
+    assert_eq!(node.handle(InEvent::NeighborUp(2)), vec![]);
+    assert_eq!(node.state.eager_push_peers(), &[1]);
+    assert_eq!(node.state.lazy_push_peers(), &[2, 3]);
+    // The first IHAVE over a backup link leads to a GRAFT, which makes it eager.
+    assert_eq!(node.ihave(2, &[(11, 2)]), vec![schedule(500, graft_timer(11, 0))]);
+    assert_eq!(
+        node.timer(graft_timer(11, 0)),
+        vec![
+            send(2, Message::Graft { id: Some(mid(11)), round: 2 }),
+            schedule(250, graft_timer(11, 1))
+        ]
+    );
+    assert_eq!(node.state.eager_push_peers(), &[1, 2]);
+    assert_eq!(node.state.lazy_push_peers(), &[3]);
+}
+
+#[test]
+fn neighbor_up_in_a_tree_without_eager_link_is_eager() {
+    let mut node = Node::with_sets(test_config(), &[], &[1]);
+    assert_eq!(node.broadcast(10), vec![cache_timer(), delivered(10, 0, None), flush_timer()]);
+    // No eager link at all: the new one becomes eager so that pushes reach someone.
+    assert_eq!(node.handle(InEvent::NeighborUp(2)), vec![]);
+    assert_eq!(node.state.eager_push_peers(), &[2]);
+    assert_eq!(node.state.lazy_push_peers(), &[1]);
+    // With one eager link now, the next new neighbour starts lazy again.
+    assert_eq!(node.handle(InEvent::NeighborUp(3)), vec![]);
+    assert_eq!(node.state.eager_push_peers(), &[2]);
+    assert_eq!(node.state.lazy_push_peers(), &[1, 3]);
+    // The eager set emptied by NeighborDown counts as empty too.
+    assert_eq!(node.handle(InEvent::NeighborDown(2)), vec![]);
+    assert_eq!(node.handle(InEvent::NeighborUp(4)), vec![]);
+    assert_eq!(node.state.eager_push_peers(), &[4]);
+    assert_eq!(node.state.lazy_push_peers(), &[1, 3]);
+}
+
+// ---- graft jitter ----
+
+/// First graft timer delays of a node with lazy neighbour 1 that is announced `ids` distinct
+/// messages, with the given seed and default jitter (250 ms).
+fn first_graft_delays(seed: u64, ids: u128) -> Vec<u64> {
+    let config = Config { optimization_threshold: 7, ..Config::default() };
+    assert_eq!(config.graft_jitter_ms, 250);
+    let mut state = State::new(ME, config, Rng::from_seed(seed));
+    let mut out = Outbox::new(4096);
+    state.handle(0, InEvent::NeighborUp(1), &mut out);
+    let mut delays = Vec::new();
+    for n in 0..ids {
+        let batch = vec![IHave { id: mid(n), round: 1 }];
+        state.handle(0, InEvent::Message { from: 1, message: Message::IHave(batch) }, &mut out);
+        match out.take().as_slice() {
+            [OutEvent::ScheduleTimer { after_ms, timer }] => {
+                assert_eq!(*timer, graft_timer(n, 0));
+                delays.push(*after_ms);
+            }
+            other => panic!("expected one graft timer for {n}, got {other:?}"),
+        }
+    }
+    delays
+}
+
+#[test]
+fn first_graft_timer_is_jittered_within_bounds() {
+    let delays = first_graft_delays(7, 2_000);
+    // graft_timeout_1_ms + U(0..=graft_jitter_ms).
+    assert!(delays.iter().all(|d| (500..=750).contains(d)), "{delays:?}");
+    // Uniform over 251 values: 2,000 draws reach both ends of the range (a jitter drawn from
+    // 0..jitter or a missing `+ 1` would never produce 750).
+    assert_eq!(delays.iter().min(), Some(&500));
+    assert_eq!(delays.iter().max(), Some(&750));
+    let mean = delays.iter().sum::<u64>() as f64 / delays.len() as f64;
+    assert!((615.0..=635.0).contains(&mean), "mean {mean}");
+}
+
+#[test]
+fn graft_jitter_is_reproducible_per_seed() {
+    assert_eq!(first_graft_delays(1, 200), first_graft_delays(1, 200));
+    assert_eq!(first_graft_delays(2, 200), first_graft_delays(2, 200));
+    assert_ne!(first_graft_delays(1, 200), first_graft_delays(2, 200));
+}
+
+#[test]
+fn later_graft_timers_are_not_jittered() {
+    let mut node =
+        Node::with_config(Config { optimization_threshold: 7, ..Config::default() }, &[]);
+    node.handle(InEvent::NeighborUp(1));
+    node.handle(InEvent::NeighborUp(2));
+    let out = node.ihave(1, &[(10, 1)]);
+    assert!(
+        matches!(out.as_slice(), [OutEvent::ScheduleTimer { after_ms: 500..=750, timer }]
+            if *timer == graft_timer(10, 0)),
+        "{out:?}"
+    );
+    node.ihave(2, &[(10, 2)]);
+    // Only the first timer spreads the orphans; the retry waits exactly graft_timeout_2_ms.
+    assert_eq!(
+        node.timer(graft_timer(10, 0)),
+        vec![
+            send(1, Message::Graft { id: Some(mid(10)), round: 1 }),
+            schedule(250, graft_timer(10, 1))
+        ]
+    );
+    assert_eq!(
+        node.timer(graft_timer(10, 1)),
+        vec![
+            send(2, Message::Graft { id: Some(mid(10)), round: 2 }),
+            schedule(250, graft_timer(10, 2))
+        ]
+    );
+}
+
+// ---- duplicates ----
+
+#[test]
+fn duplicate_of_a_copy_kept_over_an_eager_link_prunes_the_eager_sender() {
+    let mut node = Node::with_sets(test_config(), &[1, 2], &[3]);
+    assert_eq!(
+        node.gossip(1, 10, 1),
+        vec![cache_timer(), delivered(10, 1, Some(1)), send_gossip(2, 10, 2), flush_timer()]
+    );
+    assert_eq!(node.gossip(2, 10, 2), vec![send(2, Message::Prune)]);
+    assert_eq!(node.state.eager_push_peers(), &[1]);
+    assert_eq!(node.state.lazy_push_peers(), &[2, 3]);
+    let stats = node.state.stats();
+    assert_eq!((stats.duplicates_received, stats.prune_sent, stats.delivered), (1, 1, 1));
+}
+
+#[test]
+fn duplicate_of_our_own_broadcast_prunes_the_eager_sender() {
+    // The kept copy is local (no link): it counts as kept over an eager link.
+    let mut node = Node::new(&[1, 2]);
+    node.broadcast(10);
+    assert_eq!(node.gossip(1, 10, 3), vec![send(1, Message::Prune)]);
+    assert_eq!(node.state.eager_push_peers(), &[2]);
+    assert_eq!(node.state.lazy_push_peers(), &[1]);
+}
+
+#[test]
+fn duplicate_from_a_lazy_neighbour_prunes_it_again_without_set_change() {
+    let mut node = Node::with_sets(test_config(), &[1], &[2]);
+    node.gossip(1, 10, 1);
+    // 2 is lazy here but still pushes to us: tell it again, change nothing.
+    assert_eq!(node.gossip(2, 10, 1), vec![send(2, Message::Prune)]);
+    assert_eq!(node.state.eager_push_peers(), &[1]);
+    assert_eq!(node.state.lazy_push_peers(), &[2]);
+    let stats = node.state.stats();
+    assert_eq!((stats.duplicates_received, stats.prune_sent), (1, 1));
+}
+
+#[test]
+fn duplicate_when_the_kept_copy_came_over_a_link_we_pruned_makes_the_sender_eager() {
+    let mut node = Node::new(&[1, 2, 3]);
+    // 10 arrives first from 1 (our parent for it) ...
+    assert_eq!(
+        node.gossip(1, 10, 1),
+        vec![
+            cache_timer(),
+            delivered(10, 1, Some(1)),
+            send_gossip(2, 10, 2),
+            send_gossip(3, 10, 2)
+        ]
+    );
+    // ... then a duplicate of 11 from 1 makes us prune the link to 1 ...
+    assert_eq!(
+        node.gossip(3, 11, 1),
+        vec![delivered(11, 1, Some(3)), send_gossip(1, 11, 2), send_gossip(2, 11, 2)]
+    );
+    assert_eq!(node.gossip(1, 11, 2), vec![send(1, Message::Prune)]);
+    // ... and 2 pruned its link to us.
+    assert_eq!(node.message(2, Message::Prune), vec![]);
+    assert_eq!(node.state.eager_push_peers(), &[3]);
+    assert_eq!(node.state.lazy_push_peers(), &[1, 2]);
+    // A copy of 10 from lazy 2: the link we kept 10 over (1) is no longer eager, so 2 is the
+    // live path. It becomes eager and is not pruned.
+    assert_eq!(node.gossip(2, 10, 2), vec![]);
+    assert_eq!(node.state.eager_push_peers(), &[2, 3]);
+    assert_eq!(node.state.lazy_push_peers(), &[1]);
+    let stats = node.state.stats();
+    assert_eq!((stats.duplicates_received, stats.prune_sent, stats.delivered), (2, 1, 2));
+}
+
+#[test]
+fn duplicate_when_the_kept_copy_came_over_a_link_pruned_by_the_peer_makes_the_sender_eager() {
+    let mut node = Node::with_sets(test_config(), &[1], &[2]);
+    node.gossip(1, 10, 1);
+    // 1 pruned us (its side found the link redundant) after pushing 10.
+    assert_eq!(node.message(1, Message::Prune), vec![]);
+    assert_eq!(node.gossip(2, 10, 2), vec![]);
+    assert_eq!(node.state.eager_push_peers(), &[2]);
+    assert_eq!(node.state.lazy_push_peers(), &[1]);
+    assert_eq!(node.state.stats().prune_sent, 0);
+}
+
+#[test]
+fn duplicate_from_a_non_neighbour_changes_nothing() {
+    let mut node = Node::with_sets(test_config(), &[1], &[2]);
+    node.gossip(1, 10, 1);
+    assert_eq!(node.gossip(9, 10, 1), vec![]);
+    // Also when the kept copy came over a link that is no longer eager: a non-neighbour is
+    // never made eager.
+    node.message(1, Message::Prune);
+    assert_eq!(node.gossip(9, 10, 1), vec![]);
+    assert_eq!(node.state.eager_push_peers(), &[] as &[u32]);
+    assert_eq!(node.state.lazy_push_peers(), &[1, 2]);
+    let stats = node.state.stats();
+    assert_eq!((stats.duplicates_received, stats.prune_sent), (2, 0));
+}
+
+// ---- PRUNE grace ----
+
+#[test]
+fn new_gossip_from_a_peer_we_just_pruned_does_not_make_it_eager() {
+    let mut node = Node::with_sets(test_config(), &[1, 2], &[3]);
+    node.gossip(1, 10, 1);
+    assert_eq!(node.gossip(2, 10, 2), vec![send(2, Message::Prune)]);
+    node.timer(Timer::IHaveFlush);
+    // 2 sent 11 before our PRUNE reached it: delivered and forwarded, but 2 stays lazy.
+    node.now_ms = 999;
+    assert_eq!(
+        node.gossip(2, 11, 1),
+        vec![delivered(11, 1, Some(2)), send_gossip(1, 11, 2), flush_timer()]
+    );
+    assert_eq!(node.state.eager_push_peers(), &[1]);
+    assert_eq!(node.state.lazy_push_peers(), &[2, 3]);
+    // The grace is about the pruned peer only: another lazy peer's new gossip makes it eager.
+    assert_eq!(node.gossip(3, 12, 1), vec![delivered(12, 1, Some(3)), send_gossip(1, 12, 2)]);
+    assert_eq!(node.state.eager_push_peers(), &[1, 3]);
+    assert_eq!(node.state.lazy_push_peers(), &[2]);
+    // Once prune_grace_ms (1,000) has passed, a new gossip from 2 is a parent link again.
+    node.now_ms = 1_000;
+    assert_eq!(
+        node.gossip(2, 13, 1),
+        vec![delivered(13, 1, Some(2)), send_gossip(1, 13, 2), send_gossip(3, 13, 2)]
+    );
+    assert_eq!(node.state.eager_push_peers(), &[1, 2, 3]);
+    assert_eq!(node.state.lazy_push_peers(), &[] as &[u32]);
 }
 
 // ---- cache ----
