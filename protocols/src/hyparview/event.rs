@@ -41,9 +41,10 @@ pub enum Event<P> {
     Joined,
     /// `leave` completed: DISCONNECT was sent to every active peer.
     Left,
-    /// The active view is empty, nothing is pending and no passive candidate is eligible:
-    /// the node cannot repair itself. The driver should find fresh contacts (discovery) and
-    /// feed them back with [`InEvent::Join`]. Emitted once per isolation.
+    /// The active view is empty, nothing is pending and no passive candidate is eligible now:
+    /// the node cannot repair itself at the moment (candidates in backoff, if any, are retried
+    /// when it expires). The driver should find fresh contacts (discovery) and feed them back
+    /// with [`InEvent::Join`]. Emitted once per isolation.
     Isolated,
 }
 

@@ -330,6 +330,9 @@ impl<P: PeerId> State<P> {
         // broadcast pays a duplicate and a PRUNE for each (measured under churn: RMR 0.066
         // eager vs 0.025 lazy at 2,000 nodes). Before any broadcast, links start eager so the
         // first broadcast builds a shortest-path tree by first arrival, as in the paper.
+        if self.is_eager(&peer) {
+            return; // A repeated NeighborUp changes nothing.
+        }
         if !self.in_tree || self.eager_push_peers.is_empty() {
             self.make_eager(&peer);
         } else {
@@ -428,6 +431,9 @@ impl<P: PeerId> State<P> {
         announced_round: u16,
         out: &mut Outbox<OutEvent<P>>,
     ) {
+        if self.config.optimization_threshold == u16::MAX {
+            return; // Disabled (the default): see `Config::optimization_threshold`.
+        }
         let Some(cached) = self.cache.get(&id) else { return };
         let Some(parent) = cached.from.clone() else {
             // We are the origin; nothing is shorter than round 0.

@@ -992,3 +992,15 @@ fn random_schedules_keep_invariants() {
         random_run(seed, 1_000);
     }
 }
+
+#[test]
+fn repeated_neighbor_up_keeps_an_eager_peer_eager() {
+    // Found by review: once in a tree, a second NeighborUp for the only eager peer used to
+    // demote it, leaving the node without any eager link.
+    let mut node = Node::new(&[1]);
+    node.gossip(1, 10, 1);
+    assert_eq!(node.state.eager_push_peers(), &[1]);
+    assert_eq!(node.handle(InEvent::NeighborUp(1)), vec![]);
+    assert_eq!(node.state.eager_push_peers(), &[1]);
+    assert_eq!(node.state.lazy_push_peers(), &[] as &[u32]);
+}
