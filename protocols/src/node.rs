@@ -242,6 +242,18 @@ impl<P: PeerId + Wire> Node<P> {
     }
 
     fn route_outputs(&mut self, out: &mut Outbox<OutEvent<P>>) {
+        if !self.hyparview_out.is_empty() {
+            self.route_hyparview(out);
+        }
+        if !self.plumtree_out.is_empty() {
+            self.route_plumtree(out);
+        }
+        if !self.registry_out.is_empty() {
+            self.route_registry(out);
+        }
+    }
+
+    fn route_hyparview(&mut self, out: &mut Outbox<OutEvent<P>>) {
         for o in self.hyparview_out.drain() {
             match o {
                 hyparview::OutEvent::SendMessage { to, message } => {
@@ -280,6 +292,9 @@ impl<P: PeerId + Wire> Node<P> {
                 }
             }
         }
+    }
+
+    fn route_plumtree(&mut self, out: &mut Outbox<OutEvent<P>>) {
         for o in self.plumtree_out.drain() {
             match o {
                 plumtree::OutEvent::SendMessage { to, message } => {
@@ -299,6 +314,9 @@ impl<P: PeerId + Wire> Node<P> {
                 }
             }
         }
+    }
+
+    fn route_registry(&mut self, out: &mut Outbox<OutEvent<P>>) {
         for o in self.registry_out.drain() {
             match o {
                 registry::OutEvent::Broadcast(payload) => {

@@ -8,6 +8,7 @@
 mod graph;
 mod links;
 mod network;
+mod queue;
 mod report;
 pub mod scenario;
 mod tracker;

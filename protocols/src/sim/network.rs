@@ -1,11 +1,11 @@
 //! The discrete-event network that drives real [`Node`] state machines under virtual time.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
 use super::links::{FxMap, Latency, Links};
+use super::queue::{Entry, EventQueue};
 use super::tracker::Tracker;
 use crate::node::{self, Event, InEvent, Message, Node, OutEvent, Timer};
 use crate::outbox::Outbox;
@@ -60,31 +60,6 @@ enum Action {
     },
 }
 
-/// Heap entry: ordering key plus the slot of the action in the slab. Kept small (24 bytes)
-/// because a heap pop moves O(log n) entries; the actions themselves never move.
-struct Scheduled {
-    at_us: u64,
-    seq: u64,
-    slot: u32,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at_us, self.seq) == (other.at_us, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at_us, self.seq).cmp(&(other.at_us, other.seq))
-    }
-}
-
 /// Message counters by kind over the whole run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MessageCounts {
@@ -108,7 +83,7 @@ pub struct Network {
     rng: Rng,
     now_us: u64,
     seq: u64,
-    queue: BinaryHeap<Reverse<Scheduled>>,
+    queue: EventQueue,
     /// Actions by slot; `free` lists reusable slots.
     slab: Vec<Option<Action>>,
     free: Vec<u32>,
@@ -146,7 +121,7 @@ impl Network {
             rng,
             now_us: 0,
             seq: 0,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::new(),
             slab: Vec::new(),
             free: Vec::new(),
             activity: 0,
@@ -396,7 +371,7 @@ impl Network {
                 u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 queued events")
             }
         };
-        self.queue.push(Reverse(Scheduled { at_us, seq: self.seq, slot }));
+        self.queue.push(Entry { at_us, seq: self.seq, slot });
     }
 
     fn schedule_failure(&mut self, node: NodeIndex, peer: NodeIndex) {
@@ -461,7 +436,7 @@ impl Network {
 
     /// Processes the next event. Returns false when the queue is empty.
     pub fn step(&mut self) -> bool {
-        let Some(Reverse(ev)) = self.queue.pop() else { return false };
+        let Some(ev) = self.queue.pop() else { return false };
         debug_assert!(ev.at_us >= self.now_us, "time went backwards");
         self.now_us = ev.at_us;
         // Invariant: every queued slot holds its action until popped here.
@@ -520,7 +495,7 @@ impl Network {
 
     /// Runs events up to and including virtual time `until_us`, then sets the clock to it.
     pub fn run_until(&mut self, until_us: u64) {
-        while let Some(Reverse(next)) = self.queue.peek() {
+        while let Some(next) = self.queue.peek() {
             if next.at_us > until_us {
                 break;
             }
@@ -536,7 +511,7 @@ impl Network {
         let limit = self.now_us + deadline_us;
         while self.activity > 0 {
             match self.queue.peek() {
-                Some(Reverse(next)) if next.at_us <= limit => {
+                Some(next) if next.at_us <= limit => {
                     self.step();
                 }
                 _ => return false,
