@@ -134,9 +134,9 @@ mod tests {
         let mut rng = Rng::from_seed(9);
         let mut q = EventQueue::new();
         let mut reference = BinaryHeap::new();
-        let mut seq = 0;
         let mut now = 0u64;
         for round in 0..20_000u64 {
+            let seq = round + 1;
             // Mix of near, same-millisecond, far (beyond the horizon) and equal times.
             let delay = match rng.below(5) {
                 0 => 0,
@@ -145,7 +145,6 @@ mod tests {
                 3 => 70_000_000 + rng.below(200_000_000),
                 _ => 10_000,
             };
-            seq += 1;
             let e = Entry { at_us: now + delay, seq, slot: round as u32 };
             q.push(e);
             reference.push(Reverse(e));
