@@ -104,23 +104,13 @@ impl Default for Config {
     }
 }
 
-/// A configuration value outside its documented range. Nothing was started; fix the named key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("hyparview config: `{key}` = {value} is invalid: {fix}")]
-pub struct ConfigError {
-    /// Configuration key.
-    pub key: &'static str,
-    /// Offending value.
-    pub value: String,
-    /// What to change.
-    pub fix: &'static str,
-}
+pub use crate::config::ConfigError;
 
 impl Config {
     /// Checks every documented bound.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |key, value: &dyn std::fmt::Display, fix| {
-            Err(ConfigError { key, value: value.to_string(), fix })
+            Err(ConfigError::new("hyparview", key, value, fix))
         };
         if !(1..=64).contains(&self.active_size) {
             return err("active_size", &self.active_size, "use a value in 1..=64");

@@ -120,17 +120,14 @@ pub struct Config {
     pub limits: Limits,
 }
 
-/// A configuration key out of range; names the key and the fix.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+pub use crate::config::ConfigError;
 
 impl Config {
     /// Validates every layer.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.hyparview.validate().map_err(|e| ConfigError(e.to_string()))?;
-        self.plumtree.validate().map_err(|e| ConfigError(e.to_string()))?;
-        self.registry.validate().map_err(|e| ConfigError(e.to_string()))?;
+        self.hyparview.validate()?;
+        self.plumtree.validate()?;
+        self.registry.validate()?;
         Ok(())
     }
 }

@@ -55,23 +55,13 @@ impl Default for Config {
     }
 }
 
-/// A configuration value outside its documented range. Nothing was started; fix the named key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("registry config: `{key}` = {value} is invalid: {fix}")]
-pub struct ConfigError {
-    /// Configuration key.
-    pub key: &'static str,
-    /// Offending value.
-    pub value: String,
-    /// What to change.
-    pub fix: &'static str,
-}
+pub use crate::config::ConfigError;
 
 impl Config {
     /// Checks every documented bound.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |key, value: &dyn std::fmt::Display, fix| {
-            Err(ConfigError { key, value: value.to_string(), fix })
+            Err(ConfigError::new("registry", key, value, fix))
         };
         if !(2_048..=1 << 20).contains(&self.message_size_max) {
             return err("message_size_max", &self.message_size_max, "use 2048..=1048576 bytes");
