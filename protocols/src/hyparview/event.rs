@@ -41,10 +41,12 @@ pub enum Event<P> {
     Joined,
     /// `leave` completed: DISCONNECT was sent to every active peer.
     Left,
-    /// The active view is empty, nothing is pending and no passive candidate is eligible now:
-    /// the node cannot repair itself at the moment (candidates in backoff, if any, are retried
-    /// when it expires). The driver should find fresh contacts (discovery) and feed them back
-    /// with [`InEvent::Join`]. Emitted once per isolation.
+    /// The active view is not full and nothing local can fill it: no passive candidate is
+    /// eligible or coming out of backoff and no request is in flight. This is the case of an
+    /// empty active view, and of a small island of survivors whose passive peers all died.
+    /// The driver should find fresh contacts (discovery) and feed them back with
+    /// [`InEvent::Join`], which joins again through them while the view is not full. Emitted
+    /// once until the active view grows again.
     Isolated,
 }
 

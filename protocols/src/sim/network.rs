@@ -469,10 +469,11 @@ impl Network {
                 self.input(node, InEvent::PeerFailed(peer));
             }
             Action::Discover { node } => {
-                let empty = self.nodes[node as usize]
+                let active_size = self.options.node.hyparview.active_size;
+                let short = self.nodes[node as usize]
                     .as_ref()
-                    .is_some_and(|n| n.hyparview().active_view().is_empty());
-                if empty && self.alive_count() > 1 {
+                    .is_some_and(|n| n.hyparview().active_view().len() < active_size);
+                if short && self.alive_count() > 1 {
                     let alive = self.alive_nodes();
                     let mut contact = node;
                     while contact == node {
