@@ -527,12 +527,19 @@ impl<P: PeerId> State<P> {
     fn probe_failed(&mut self, now_ms: u64, out: &mut Outbox<OutEvent<P>>) {
         let timeout_ms = self.config.reconnect_timeout_ms;
         self.failed.retain(|(_, at)| now_ms.saturating_sub(*at) <= timeout_ms);
-        let candidates: Vec<P> = self
-            .failed
-            .iter()
-            .map(|(p, _)| p.clone())
-            .filter(|p| !self.active.contains(p) && !self.pending.contains_key(p))
-            .collect();
+        // Candidates: peers dropped for failures, and passive peers with a failure record
+        // whose backoff expired. After a partition heals, a side may have stopped trying the
+        // other side before reaching `max_fail_count` (its active view refilled), so the
+        // failed list alone can miss every bridge.
+        let mut candidates: Vec<P> = self.failed.iter().map(|(p, _)| p.clone()).collect();
+        candidates.extend(
+            self.passive
+                .entries()
+                .iter()
+                .filter(|e| e.fail_count > 0 && e.backoff_until_ms <= now_ms)
+                .map(|e| e.peer.clone()),
+        );
+        candidates.retain(|p| !self.active.contains(p) && !self.pending.contains_key(p));
         if let Some(peer) = self.rng.choose(&candidates).cloned() {
             self.stats.reconnect_probes += 1;
             // High priority: if the peer answers, a link across a healed partition must form

@@ -533,3 +533,16 @@ fn config_validation_names_the_key() {
     assert_eq!(bad.validate().unwrap_err().key, "active_size");
     assert!(Config::default().validate().is_ok());
 }
+
+#[test]
+fn reconnect_also_probes_passive_peers_with_a_failure_record() {
+    // After a partition heals, a side may have stopped trying the other side before dropping
+    // it into the failed list: passive entries with failures whose backoff expired are probed
+    // too.
+    let mut s = with_active(0, &[1, 2]);
+    run(&mut s, 0, InEvent::PeerFailed(1)); // 1: passive, fail_count 1, backoff until 2 s
+    assert_eq!(s.failed_peers().count(), 0);
+    let out = run(&mut s, 40_000, InEvent::TimerExpired(Timer::Reconnect));
+    assert!(out.contains(&send(1, Message::Neighbor { priority: Priority::High })), "{out:?}");
+    assert_eq!(s.stats().reconnect_probes, 1);
+}

@@ -70,6 +70,14 @@ impl<P: PartialEq> MissingTable<P> {
         Recorded::NewEntry
     }
 
+    /// Adds `from` as a candidate for an id that is already missing (no new entry is made);
+    /// bounded by `announcers_len_max` like every announcer list.
+    pub(super) fn add_announcer(&mut self, id: MessageId, from: P, round: u16) {
+        if self.entries.contains_key(&id) {
+            let _ = self.record(id, from, round);
+        }
+    }
+
     pub(super) fn get_mut(&mut self, id: &MessageId) -> Option<&mut Missing<P>> {
         self.entries.get_mut(id)
     }

@@ -333,6 +333,15 @@ impl<P: PeerId> State<P> {
         if self.is_eager(&peer) {
             return; // A repeated NeighborUp changes nothing.
         }
+        // A message still missing may have lost its announcers to the membership repair that
+        // brought this link up (an eviction drops a link we were about to graft over). The
+        // new neighbour is asked too: if it has the message it answers the GRAFT, otherwise
+        // the graft chain moves on. (Measured: without this a survivor inside the sender's
+        // component could miss the first broadcast after a crash.)
+        let ids: Vec<MessageId> = self.missing.ids().copied().collect();
+        for id in ids {
+            self.missing.add_announcer(id, peer.clone(), u16::MAX);
+        }
         if !self.in_tree || self.eager_push_peers.is_empty() {
             self.make_eager(&peer);
         } else {

@@ -979,7 +979,6 @@ fn same_seed_and_inputs_give_same_outputs() {
         stats_a.graft_sent,
         stats_a.prune_sent,
         stats_a.optimisations,
-        stats_a.graft_exhausted,
         stats_a.announcements_dropped,
     ] {
         assert!(counter > 0, "{stats_a:?}");
@@ -1003,4 +1002,25 @@ fn repeated_neighbor_up_keeps_an_eager_peer_eager() {
     assert_eq!(node.handle(InEvent::NeighborUp(1)), vec![]);
     assert_eq!(node.state.eager_push_peers(), &[1]);
     assert_eq!(node.state.lazy_push_peers(), &[] as &[u32]);
+}
+
+#[test]
+fn new_neighbour_is_grafted_when_the_announcers_of_a_missing_message_went_down() {
+    // Node with lazy neighbours 1, 2, 3 missing message 10, announced by 1 and 2 only.
+    let mut node = node_missing_10();
+    // Both announcers go down (e.g. evicted by the membership repair) ...
+    assert_eq!(node.handle(InEvent::NeighborDown(1)), vec![]);
+    assert_eq!(node.handle(InEvent::NeighborDown(2)), vec![]);
+    // ... and a new link comes up: it becomes a candidate for the missing message.
+    assert_eq!(node.handle(InEvent::NeighborUp(4)), vec![]);
+    node.now_ms += 500;
+    let out = node.handle(InEvent::TimerExpired(graft_timer(10, 0)));
+    assert_eq!(
+        out,
+        vec![
+            send(4, Message::Graft { id: Some(MessageId(10)), round: u16::MAX }),
+            schedule(250, graft_timer(10, 1)),
+        ]
+    );
+    assert!(node.state.eager_push_peers().contains(&4));
 }
