@@ -619,9 +619,18 @@ impl Network {
 fn counts_as_activity(action: &Action) -> bool {
     use crate::hyparview::Message as H;
     match action {
+        // Also background: low-priority NEIGHBOR requests and their rejections, which a node
+        // one link short keeps sending every few seconds; at 100,000 nodes one of them is
+        // always in flight, and counting them made every "until quiescent" run to its deadline.
+        // (Repair after a crash is awaited separately, through the pending operations.)
         Action::Deliver { message, .. } => !matches!(
             message,
-            Message::Hyparview(H::Shuffle { .. } | H::ShuffleReply { .. }) | Message::Registry(_)
+            Message::Hyparview(
+                H::Shuffle { .. }
+                    | H::ShuffleReply { .. }
+                    | H::Neighbor { priority: crate::hyparview::Priority::Low }
+                    | H::NeighborReply { accepted: false }
+            ) | Message::Registry(_)
         ),
         Action::LinkFailed { .. } | Action::Discover { .. } => true,
         Action::Timer { timer, .. } => {
