@@ -33,8 +33,10 @@ use crate::PeerId;
 /// local delivery, which stops at the registry, so a few hundred steps is ample.
 const INTERNAL_STEPS_MAX: usize = 4096;
 
-/// Spare capacity kept by the per-node scratch queues between calls, in items.
-const SCRATCH_CAPACITY_MAX: usize = 8;
+/// Spare capacity kept by the per-node scratch queues between calls, in items. Zero: a
+/// simulation holds 100,000 nodes, and keeping even 8 items per queue cost 1.7 KB per node
+/// (measured: 15.6 → 13.9 KB per node at 20,000 nodes, 4 % more time).
+const SCRATCH_CAPACITY_MAX: usize = 0;
 
 /// One cluster member's protocol state.
 #[derive(Debug)]
