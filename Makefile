@@ -3,9 +3,11 @@
 #   make test   installs what is missing and runs everything CI runs
 
 CARGO ?= cargo
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 SYSTEM_PACKAGES := cmake clang libclang-dev
 
-.PHONY: run test deps fmt-check clippy unit sim-replay bench-build help
+.PHONY: run test deps fmt-check clippy unit sim-replay summary help
 
 help:
 	@echo "make run   - simulate a 10,000-node cluster losing half its nodes (readable report)"
@@ -14,7 +16,7 @@ help:
 run:
 	$(CARGO) run --release -p shoal-loadgen -- sim --scenario crash --nodes 10000 --fail-fraction 0.5 --seed 1
 
-test: deps fmt-check clippy unit sim-replay
+test: deps fmt-check clippy unit sim-replay summary
 
 # System packages the build needs (boring-sys compiles BoringSSL with cmake and bindgen needs
 # libclang). Installed only when missing, so a prepared machine does not touch apt.
@@ -38,9 +40,11 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-# Release mode: the simulation tests drive thousands of nodes.
+# Release mode: the simulation tests drive thousands of nodes. The output is kept so that
+# `summary` can print one total line (cargo ends on per-crate doc-test lines of 0 tests).
 unit:
-	$(CARGO) test --workspace --release --locked
+	mkdir -p target
+	$(CARGO) test --workspace --release --locked 2>&1 | tee target/test-output.txt
 
 # The same seed must print the same report byte for byte (docs/SIMULATION.md).
 sim-replay:
@@ -49,3 +53,6 @@ sim-replay:
 	./target/release/shoal-loadgen sim --scenario crash --nodes 500 --seed 7 --quiet > target/replay-b.txt
 	cmp target/replay-a.txt target/replay-b.txt
 	@echo "sim-replay: identical output for the same seed"
+
+summary:
+	@awk '/^test result:/ { passed += $$4; failed += $$6 } END { printf "%d passed, %d failed\n", passed, failed }' target/test-output.txt
