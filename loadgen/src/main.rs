@@ -21,9 +21,17 @@ enum Command {
     Sim(sim::SimArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Sim(args) => sim::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line (with its causes); no backtrace for a usage error.
+            eprintln!("shoal-loadgen: error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
     }
 }
