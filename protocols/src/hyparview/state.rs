@@ -285,9 +285,9 @@ impl<P: PeerId> State<P> {
         }
         // Paper §4.2 ends the walk at TTL 0 or at a node with a single neighbour. We also end it
         // at a node with a free slot once the walk has left the contact's neighbourhood: each
-        // eviction at a full walk end leaves a neighbour one link short, and without this rule
-        // those holes accumulate with every join and get patched from correlated passive
-        // views, which clusters the overlay (docs/protocols/hyparview.md, measured).
+        // eviction at a full walk end leaves a neighbour one link short, and ending walks at
+        // such holes fills them instead of making new ones (docs/protocols/hyparview.md has
+        // the measurements: it matters when joins overlap, and is neutral one at a time).
         let has_room = self.active.len() < self.config.active_size;
         if ttl == 0 || self.active.len() <= 1 || (has_room && ttl < self.config.arwl) {
             self.request_neighbor(now_ms, peer, Priority::High, out);
