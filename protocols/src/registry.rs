@@ -14,6 +14,7 @@ mod error;
 mod events;
 mod message;
 mod query;
+mod small_map;
 mod state;
 
 #[cfg(test)]

@@ -9,9 +9,10 @@
 //! Tombstone collection is the one non-lattice step; it is bounded by `tombstone_ttl_ms` and
 //! documented in docs/protocols/registry.md.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::message::{EntryUpdate, OwnerDigest, OwnerStatus, Value};
+use super::small_map::{SortedVecMap, SortedVecSet};
 use crate::hlc::Hlc;
 use crate::peer::PeerId;
 
@@ -27,7 +28,7 @@ pub(crate) struct Stored {
 pub(crate) struct OwnerRecord {
     pub(crate) status: OwnerStatus,
     /// `(service name, registration id) -> value`.
-    pub(crate) entries: BTreeMap<(String, u64), Stored>,
+    pub(crate) entries: SortedVecMap<(String, u64), Stored>,
 }
 
 impl OwnerRecord {
@@ -74,7 +75,7 @@ pub(crate) struct Store<P> {
     owners: BTreeMap<P, OwnerRecord>,
     /// `name -> {(owner, reg_id)}` for every key whose value is `Registered` (whatever the
     /// owner's status). Derived from `owners`; kept in step by `merge_entry` and `collect`.
-    by_name: BTreeMap<String, BTreeSet<(P, u64)>>,
+    by_name: BTreeMap<String, SortedVecSet<(P, u64)>>,
 }
 
 impl<P> Default for Store<P> {
@@ -99,7 +100,7 @@ impl<P: PeerId> Store<P> {
     }
 
     /// Name index of registered keys.
-    pub(crate) fn by_name(&self) -> &BTreeMap<String, BTreeSet<(P, u64)>> {
+    pub(crate) fn by_name(&self) -> &BTreeMap<String, SortedVecSet<(P, u64)>> {
         &self.by_name
     }
 
@@ -112,7 +113,8 @@ impl<P: PeerId> Store<P> {
     ) -> Option<Option<OwnerStatus>> {
         match self.owners.get_mut(owner) {
             None => {
-                self.owners.insert(owner.clone(), OwnerRecord { status, entries: BTreeMap::new() });
+                self.owners
+                    .insert(owner.clone(), OwnerRecord { status, entries: SortedVecMap::new() });
                 Some(None)
             }
             Some(record) if status > record.status => {
@@ -137,7 +139,7 @@ impl<P: PeerId> Store<P> {
     ) -> Option<Option<Value>> {
         let record = self.owners.entry(owner.clone()).or_insert_with(|| OwnerRecord {
             status: OwnerStatus::alive(0),
-            entries: BTreeMap::new(),
+            entries: SortedVecMap::new(),
         });
         let key = (name.to_owned(), reg_id);
         let before = match record.entries.get(&key) {
@@ -206,12 +208,18 @@ impl<P: PeerId> Store<P> {
     /// Checks that the name index matches the records (tests and debug assertions).
     #[cfg(test)]
     pub(crate) fn index_is_consistent(&self) -> bool {
+        use std::collections::BTreeSet;
         let mut rebuilt: BTreeMap<String, BTreeSet<(P, u64)>> = BTreeMap::new();
         for (owner, record) in &self.owners {
             for ((name, reg_id), _) in record.registered() {
                 rebuilt.entry(name.clone()).or_default().insert((owner.clone(), *reg_id));
             }
         }
-        rebuilt == self.by_name
+        let current: BTreeMap<String, BTreeSet<(P, u64)>> = self
+            .by_name
+            .iter()
+            .map(|(name, set)| (name.clone(), set.iter().cloned().collect()))
+            .collect();
+        rebuilt == current
     }
 }
