@@ -70,16 +70,6 @@ impl<P: PeerId> PassiveView<P> {
         debug_assert!(self.entries.len() <= self.len_max);
     }
 
-    /// Inserts `peer` carrying `fail_count` (a failed active peer keeps its record).
-    pub(crate) fn insert_with_record(&mut self, entry: PassiveEntry<P>, rng: &mut Rng) {
-        self.remove(&entry.peer);
-        if self.entries.len() >= self.len_max {
-            let victim = rng.index(self.entries.len());
-            self.entries.swap_remove(victim);
-        }
-        self.entries.push(entry);
-    }
-
     pub(crate) fn remove(&mut self, peer: &P) -> Option<PassiveEntry<P>> {
         self.position(peer).map(|i| self.entries.swap_remove(i))
     }

@@ -23,6 +23,8 @@ pub struct Stats {
     pub neighbor_requests_rejected: u64,
     /// NEIGHBOR requests we sent (promotions from the passive view and walk ends).
     pub neighbor_requests_sent: u64,
+    /// NEIGHBOR requests not sent because the pending map was at its bound.
+    pub neighbor_requests_refused: u64,
     /// Shuffle walks we started.
     pub shuffles_started: u64,
     /// SHUFFLE messages received (forwarded or answered).
@@ -52,6 +54,9 @@ struct Pending {
     kind: PendingKind,
     op_id: u64,
 }
+
+/// Pending JOIN/NEIGHBOR requests allowed per active-view slot (see `pending_len_max`).
+const PENDING_PER_ACTIVE_SLOT: usize = 4;
 
 /// Upper bound on active-view churn timestamps kept for the adaptive shuffle period; the
 /// period only distinguishes "more than 10 events", so a few more than that suffice.
@@ -194,13 +199,13 @@ impl<P: PeerId> State<P> {
             }
             InEvent::PeerFailed(peer) => self.on_peer_failed(now_ms, peer, out),
             InEvent::TimerExpired(timer) => self.on_timer(now_ms, timer, out),
-            InEvent::Join(contacts) => self.join(now_ms, contacts, out),
+            InEvent::Join(contacts) => self.join(contacts, out),
             InEvent::Leave => self.leave(out),
         }
         self.check_invariants();
     }
 
-    fn join(&mut self, now_ms: u64, contacts: Vec<P>, out: &mut Outbox<OutEvent<P>>) {
+    fn join(&mut self, contacts: Vec<P>, out: &mut Outbox<OutEvent<P>>) {
         self.left = false;
         self.joining = true;
         self.contacts = contacts.into_iter().filter(|c| c != &self.me).collect();
@@ -210,7 +215,7 @@ impl<P: PeerId> State<P> {
         // A node short of links joins again through the contacts: fresh walks reconnect an
         // island; a node with a full active view is already part of the overlay.
         if self.active.len() < self.config.active_size {
-            self.send_joins(now_ms, out);
+            self.send_joins(out);
         }
         if !self.contact_retry_armed {
             self.contact_retry_armed = true;
@@ -219,12 +224,12 @@ impl<P: PeerId> State<P> {
         }
     }
 
-    fn send_joins(&mut self, now_ms: u64, out: &mut Outbox<OutEvent<P>>) {
+    fn send_joins(&mut self, out: &mut Outbox<OutEvent<P>>) {
         for contact in self.contacts.clone() {
             if self.active.contains(&contact) || self.pending.contains_key(&contact) {
                 continue;
             }
-            self.start_pending(now_ms, contact.clone(), PendingKind::Join, out);
+            self.start_pending(contact.clone(), PendingKind::Join, out);
             out.push(OutEvent::SendMessage { to: contact, message: Message::Join });
         }
     }
@@ -283,6 +288,8 @@ impl<P: PeerId> State<P> {
         if self.left || peer == self.me {
             return;
         }
+        // The TTL comes from the network: a walk never runs longer than we would start it.
+        let ttl = ttl.min(self.config.arwl);
         // Paper §4.2 ends the walk at TTL 0 or at a node with a single neighbour. We also end it
         // at a node with a free slot once the walk has left the contact's neighbourhood: each
         // eviction at a full walk end leaves a neighbour one link short, and ending walks at
@@ -290,7 +297,7 @@ impl<P: PeerId> State<P> {
         // the measurements: it matters when joins overlap, and is neutral one at a time).
         let has_room = self.active.len() < self.config.active_size;
         if ttl == 0 || self.active.len() <= 1 || (has_room && ttl < self.config.arwl) {
-            self.request_neighbor(now_ms, peer, Priority::High, out);
+            self.request_neighbor(peer, Priority::High, out);
             return;
         }
         if ttl == self.config.prwl && !self.active.contains(&peer) {
@@ -304,7 +311,7 @@ impl<P: PeerId> State<P> {
                 message: Message::ForwardJoin { peer, ttl: ttl - 1 },
             }),
             // Nowhere to walk: the walk ends here.
-            None => self.request_neighbor(now_ms, peer, Priority::High, out),
+            None => self.request_neighbor(peer, Priority::High, out),
         }
     }
 
@@ -420,6 +427,11 @@ impl<P: PeerId> State<P> {
         if self.left || origin == self.me {
             return;
         }
+        // Both come from the network: a walk never runs longer, and a sample never carries more
+        // entries, than we would send ourselves (the decoder only bounds them by list_len_max).
+        let ttl = ttl.min(self.config.shuffle_ttl);
+        let mut peers = peers;
+        peers.truncate(self.config.shuffle_length);
         if ttl > 1 && self.active.len() > 1 {
             let candidates: Vec<P> =
                 self.active.iter().filter(|p| **p != from && **p != origin).cloned().collect();
@@ -449,12 +461,13 @@ impl<P: PeerId> State<P> {
         &mut self,
         now_ms: u64,
         from: P,
-        peers: Vec<P>,
+        mut peers: Vec<P>,
         out: &mut Outbox<OutEvent<P>>,
     ) {
         if self.left {
             return;
         }
+        peers.truncate(self.config.shuffle_length);
         let sent = std::mem::take(&mut self.last_shuffle_sample);
         self.integrate(now_ms, peers, &sent);
         if !self.active.contains(&from) {
@@ -479,14 +492,8 @@ impl<P: PeerId> State<P> {
             self.note_churn(now_ms);
             // A failed active peer stays a passive candidate with a failure record and backoff
             // (DESIGN §6); it is dropped only after `max_fail_count` consecutive failures.
-            let mut entry = self.passive.remove(&peer).unwrap_or(PassiveEntry {
-                peer: peer.clone(),
-                fail_count: 0,
-                backoff_until_ms: 0,
-                refreshed_ms: now_ms,
-            });
-            entry.refreshed_ms = now_ms;
-            self.passive.insert_with_record(entry, &mut self.rng);
+            // (`insert` refreshes an existing entry and keeps its record.)
+            self.passive.insert(peer.clone(), now_ms, &[], &mut self.rng);
             self.record_failure(now_ms, &peer);
             out.push(OutEvent::EmitEvent(Event::PeerDown(peer, DownReason::Failed)));
         } else if pending.is_some() || self.passive.contains(&peer) {
@@ -544,7 +551,7 @@ impl<P: PeerId> State<P> {
             self.stats.reconnect_probes += 1;
             // High priority: if the peer answers, a link across a healed partition must form
             // even though both sides have full active views.
-            self.request_neighbor(now_ms, peer, Priority::High, out);
+            self.request_neighbor(peer, Priority::High, out);
         }
     }
 
@@ -569,7 +576,7 @@ impl<P: PeerId> State<P> {
             Timer::ContactRetry => {
                 self.contact_retry_armed = false;
                 if !self.left && self.active.is_empty() && !self.contacts.is_empty() {
-                    self.send_joins(now_ms, out);
+                    self.send_joins(out);
                     self.contact_retry_armed = true;
                     let after_ms = self.config.contact_retry_ms;
                     out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::ContactRetry });
@@ -653,7 +660,7 @@ impl<P: PeerId> State<P> {
             } else {
                 Priority::Low
             };
-            self.request_neighbor(now_ms, candidate, priority, out);
+            self.request_neighbor(candidate, priority, out);
             wanted -= 1;
         }
         if wanted > 0 {
@@ -682,28 +689,28 @@ impl<P: PeerId> State<P> {
         }
     }
 
-    fn request_neighbor(
-        &mut self,
-        now_ms: u64,
-        peer: P,
-        priority: Priority,
-        out: &mut Outbox<OutEvent<P>>,
-    ) {
+    fn request_neighbor(&mut self, peer: P, priority: Priority, out: &mut Outbox<OutEvent<P>>) {
         if peer == self.me || self.active.contains(&peer) || self.pending.contains_key(&peer) {
             return;
         }
+        if self.pending.len() >= self.pending_len_max() {
+            // Walk ends are chosen by FORWARD_JOINs from the network; without a bound a peer
+            // could make us hold (and dial) arbitrarily many requests at once.
+            self.stats.neighbor_requests_refused += 1;
+            return;
+        }
         self.stats.neighbor_requests_sent += 1;
-        self.start_pending(now_ms, peer.clone(), PendingKind::Neighbor(priority), out);
+        self.start_pending(peer.clone(), PendingKind::Neighbor(priority), out);
         out.push(OutEvent::SendMessage { to: peer, message: Message::Neighbor { priority } });
     }
 
-    fn start_pending(
-        &mut self,
-        _now_ms: u64,
-        peer: P,
-        kind: PendingKind,
-        out: &mut Outbox<OutEvent<P>>,
-    ) {
+    /// Bound of the pending map: promotions fill at most `active_size` slots; walk ends,
+    /// reconnection probes and joins to the contacts come on top.
+    fn pending_len_max(&self) -> usize {
+        PENDING_PER_ACTIVE_SLOT * self.config.active_size + self.contacts.len()
+    }
+
+    fn start_pending(&mut self, peer: P, kind: PendingKind, out: &mut Outbox<OutEvent<P>>) {
         let op_id = self.next_op_id;
         self.next_op_id += 1;
         self.pending.insert(peer.clone(), Pending { kind, op_id });

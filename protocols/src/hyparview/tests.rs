@@ -546,3 +546,35 @@ fn reconnect_also_probes_passive_peers_with_a_failure_record() {
     assert!(out.contains(&send(1, Message::Neighbor { priority: Priority::High })), "{out:?}");
     assert_eq!(s.stats().reconnect_probes, 1);
 }
+
+#[test]
+fn walk_lengths_and_samples_from_the_network_are_clamped() {
+    let mut s = with_active(0, &[1, 2, 3, 4, 5]);
+    // A FORWARD_JOIN claiming a TTL of 255 walks on with at most arwl − 1.
+    let out = run(&mut s, 1, msg(1, Message::ForwardJoin { peer: 7, ttl: 255 }));
+    assert_eq!(forwarded(&out).1, 5);
+    // A SHUFFLE claiming a TTL of 255 and carrying 100 entries is forwarded with at most
+    // shuffle_ttl − 1 and shuffle_length entries.
+    let peers: Vec<u32> = (100..200).collect();
+    let out = run(&mut s, 2, msg(1, Message::Shuffle { origin: 9, ttl: 255, peers }));
+    let [OutEvent::SendMessage { message: Message::Shuffle { ttl, peers, .. }, .. }] = &out[..]
+    else {
+        panic!("expected one forwarded shuffle: {out:?}")
+    };
+    assert_eq!(*ttl, 5);
+    assert_eq!(peers.len(), 8);
+    // A SHUFFLE_REPLY integrates at most shuffle_length entries.
+    run(&mut s, 3, msg(9, Message::ShuffleReply { peers: (300..400).collect() }));
+    assert_eq!(s.passive_view().len(), 8);
+}
+
+#[test]
+fn pending_requests_are_bounded_against_forward_join_floods() {
+    let mut s = with_active(0, &[1]);
+    // Each FORWARD_JOIN with TTL 0 makes us ask a new peer; a flood must not grow without bound.
+    for peer in 100..200 {
+        run(&mut s, 1, msg(1, Message::ForwardJoin { peer, ttl: 0 }));
+    }
+    assert_eq!(s.pending_peers().count(), 4 * 5, "4 per active slot, no contacts");
+    assert_eq!(s.stats().neighbor_requests_refused, 100 - 20);
+}
