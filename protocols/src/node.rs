@@ -200,9 +200,7 @@ impl<P: PeerId + Wire> Node<P> {
     }
 
     fn mint_id(&mut self) -> MessageId {
-        let seq = self.next_seq;
-        self.next_seq = self.next_seq.wrapping_add(1);
-        MessageId((u128::from(self.origin_hash) << 64) | u128::from(seq))
+        mint_id(self.origin_hash, &mut self.next_seq)
     }
 
     fn push_hyparview(&mut self, e: hyparview::InEvent<P>) {
@@ -322,9 +320,8 @@ impl<P: PeerId + Wire> Node<P> {
         for o in self.registry_out.drain() {
             match o {
                 registry::OutEvent::Broadcast(payload) => {
-                    let seq = self.next_seq;
-                    self.next_seq = self.next_seq.wrapping_add(1);
-                    let id = MessageId((u128::from(self.origin_hash) << 64) | u128::from(seq));
+                    // A free function: `self.registry_out` is borrowed by the drain.
+                    let id = mint_id(self.origin_hash, &mut self.next_seq);
                     self.internal.push_back(Internal::Plumtree(plumtree::InEvent::Broadcast {
                         id,
                         tag: Tag::REGISTRY,
@@ -343,4 +340,11 @@ impl<P: PeerId + Wire> Node<P> {
             }
         }
     }
+}
+
+/// Next broadcast id of this node: origin hash in the high 64 bits, sequence in the low ones.
+fn mint_id(origin_hash: u64, next_seq: &mut u64) -> MessageId {
+    let seq = *next_seq;
+    *next_seq = next_seq.wrapping_add(1);
+    MessageId((u128::from(origin_hash) << 64) | u128::from(seq))
 }

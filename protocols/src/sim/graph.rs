@@ -40,25 +40,16 @@ pub(crate) fn measure(
     let mut in_degree = vec![0u64; max_index];
     let mut edges = 0u64;
     let mut symmetric = 0u64;
-    let mut undirected: Vec<Vec<NodeIndex>> = vec![Vec::new(); max_index];
     for (a, view) in views {
-        for b in view {
-            if !views.contains_key(b) {
-                continue; // Link to a dead node not yet detected.
-            }
+        for b in view.iter().filter(|b| views.contains_key(b)) {
             edges += 1;
             in_degree[*b as usize] += 1;
             if views[b].contains(a) {
                 symmetric += 1;
             }
-            undirected[*a as usize].push(*b);
-            undirected[*b as usize].push(*a);
         }
     }
-    for adj in &mut undirected {
-        adj.sort_unstable();
-        adj.dedup();
-    }
+    let undirected = undirected(views);
     let mut histogram = Vec::new();
     let mut at_size = 0u64;
     for i in &nodes {
@@ -71,18 +62,8 @@ pub(crate) fn measure(
             at_size += 1;
         }
     }
-    // Connectivity: component sizes by BFS.
-    let mut component = vec![u32::MAX; max_index];
-    let mut largest = 0usize;
-    let mut components = 0u32;
-    for start in &nodes {
-        if component[*start as usize] != u32::MAX {
-            continue;
-        }
-        let size = bfs(&undirected, *start, |v, _| component[v as usize] = components);
-        components += 1;
-        largest = largest.max(size);
-    }
+    let (_, sizes) = components(&undirected, &nodes);
+    let largest = sizes.iter().copied().max().unwrap_or(0) as usize;
     // Sampled mean shortest path and clustering.
     let mut path_sum = 0u64;
     let mut path_count = 0u64;
@@ -103,11 +84,61 @@ pub(crate) fn measure(
         in_degree_histogram: histogram,
         in_degree_at_active_size_fraction: if n == 0 { 0.0 } else { at_size as f64 / n as f64 },
         symmetric_fraction: if edges == 0 { 1.0 } else { symmetric as f64 / edges as f64 },
-        connected: components <= 1,
+        connected: sizes.len() <= 1,
         largest_component: largest,
         clustering: if sample_count == 0 { 0.0 } else { clustering_sum / sample_count as f64 },
         mean_shortest_path: if path_count == 0 { 0.0 } else { path_sum as f64 / path_count as f64 },
     }
+}
+
+/// Undirected adjacency of the overlay between the nodes present in `views` (links to nodes
+/// not in it — crashed, not yet detected — are left out), indexed by node, sorted, deduplicated.
+pub(crate) fn undirected(views: &BTreeMap<NodeIndex, Vec<NodeIndex>>) -> Vec<Vec<NodeIndex>> {
+    let len = views.keys().next_back().map_or(0, |m| *m as usize + 1);
+    let mut adjacency: Vec<Vec<NodeIndex>> = vec![Vec::new(); len];
+    for (a, view) in views {
+        for b in view.iter().filter(|b| views.contains_key(b)) {
+            adjacency[*a as usize].push(*b);
+            adjacency[*b as usize].push(*a);
+        }
+    }
+    for adj in &mut adjacency {
+        adj.sort_unstable();
+        adj.dedup();
+    }
+    adjacency
+}
+
+/// Connected components over `nodes`: the component label of every index (`u32::MAX` for
+/// indices not in `nodes`) and the size of each component. O(nodes + edges): one label array
+/// for the whole labelling.
+pub(crate) fn components(
+    adjacency: &[Vec<NodeIndex>],
+    nodes: &[NodeIndex],
+) -> (Vec<u32>, Vec<u64>) {
+    let mut label = vec![u32::MAX; adjacency.len()];
+    let mut sizes: Vec<u64> = Vec::new();
+    let mut stack = Vec::new();
+    for start in nodes {
+        if label[*start as usize] != u32::MAX {
+            continue;
+        }
+        let id = u32::try_from(sizes.len()).expect("fewer than 2^32 components");
+        label[*start as usize] = id;
+        stack.push(*start);
+        let mut count = 0u64;
+        while let Some(v) = stack.pop() {
+            count += 1;
+            for w in &adjacency[v as usize] {
+                if label[*w as usize] == u32::MAX {
+                    label[*w as usize] = id;
+                    stack.push(*w);
+                }
+            }
+        }
+        sizes.push(count);
+    }
+    (label, sizes)
 }
 
 fn bfs(adj: &[Vec<NodeIndex>], start: NodeIndex, mut visit: impl FnMut(NodeIndex, u32)) -> usize {

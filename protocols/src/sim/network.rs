@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
+use super::graph;
 use super::links::{FxMap, Latency, Links};
 use super::queue::{Entry, EventQueue};
 use super::tracker::Tracker;
@@ -524,65 +525,23 @@ impl Network {
     /// Fraction of live nodes in `sender`'s connected component of the active-view overlay:
     /// what a flood from `sender` reaches with no repair at all (the static floor).
     pub fn component_fraction(&self, sender: NodeIndex) -> f64 {
-        let sizes = self.component_sizes();
-        let label = &sizes.0;
-        sizes.1[label[sender as usize] as usize] as f64 / self.alive_count().max(1) as f64
+        let (label, sizes) = self.components();
+        let size = label.get(sender as usize).and_then(|l| sizes.get(*l as usize)).copied();
+        size.unwrap_or(0) as f64 / self.alive_count().max(1) as f64
     }
 
     /// Expected reliability of one flood from a uniformly random live sender on the static
     /// overlay: Σ (component size / live nodes)² (perf-anchors §1.5's floor).
     pub fn expected_flood_reliability(&self) -> f64 {
         let alive = self.alive_count().max(1) as f64;
-        self.component_sizes().1.iter().map(|c| (*c as f64 / alive).powi(2)).sum()
+        self.components().1.iter().map(|c| (*c as f64 / alive).powi(2)).sum()
     }
 
-    /// Component label of every node (dead nodes get their own empty label) and the size of
-    /// each component, over the live active-view overlay (undirected).
-    fn component_sizes(&self) -> (Vec<u32>, Vec<u64>) {
-        let n = self.nodes.len();
-        let mut adjacency: Vec<Vec<NodeIndex>> = vec![Vec::new(); n];
-        for (i, node) in self.nodes.iter().enumerate() {
-            let Some(node) = node else { continue };
-            if !self.alive[i] {
-                continue;
-            }
-            for p in node.hyparview().active_view() {
-                if self.alive[*p as usize] {
-                    adjacency[i].push(*p);
-                    adjacency[*p as usize].push(i as NodeIndex);
-                }
-            }
-        }
-        let mut label = vec![u32::MAX; n];
-        let mut sizes: Vec<u64> = Vec::new();
-        for start in 0..n {
-            if label[start] != u32::MAX || !self.alive[start] {
-                continue;
-            }
-            let id = u32::try_from(sizes.len()).expect("fewer than 2^32 components");
-            let mut stack = vec![start as NodeIndex];
-            label[start] = id;
-            let mut count = 0u64;
-            while let Some(v) = stack.pop() {
-                count += 1;
-                for w in &adjacency[v as usize] {
-                    if label[*w as usize] == u32::MAX {
-                        label[*w as usize] = id;
-                        stack.push(*w);
-                    }
-                }
-            }
-            sizes.push(count);
-        }
-        // Dead nodes point at a trailing empty component.
-        let empty = u32::try_from(sizes.len()).expect("fewer than 2^32 components");
-        sizes.push(0);
-        for l in &mut label {
-            if *l == u32::MAX {
-                *l = empty;
-            }
-        }
-        (label, sizes)
+    /// Components of the live active-view overlay (see [`graph::components`]).
+    fn components(&self) -> (Vec<u32>, Vec<u64>) {
+        let views = self.active_views();
+        let nodes: Vec<NodeIndex> = views.keys().copied().collect();
+        graph::components(&graph::undirected(&views), &nodes)
     }
 
     /// Whether some live node still waits for a JOIN or NEIGHBOR answer (membership repair in
