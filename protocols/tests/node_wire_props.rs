@@ -102,12 +102,13 @@ fn registry_message<P: Debug + Clone + 'static>(
     peer: BoxedStrategy<P>,
 ) -> impl Strategy<Value = registry::Message<P>> {
     use registry::Message as M;
-    let digest = (any::<u64>(), owner_state(), hlc(), any::<u32>()).prop_map(
-        |(incarnation, state, entries_max_stamp, entries_count)| OwnerDigest {
+    let digest = (any::<u64>(), owner_state(), hlc(), any::<u32>(), any::<u64>()).prop_map(
+        |(incarnation, state, entries_max_stamp, entries_count, entries_hash)| OwnerDigest {
             incarnation,
             state,
             entries_max_stamp,
             entries_count,
+            entries_hash,
         },
     );
     let status = (any::<u64>(), owner_state())

@@ -48,6 +48,7 @@ fn digest(state: OwnerState) -> OwnerDigest {
         state,
         entries_max_stamp: Hlc::new(1_700_000_000_001, 3),
         entries_count: 2,
+        entries_hash: 0x5EED,
     }
 }
 

@@ -508,3 +508,15 @@ fn same_seed_and_inputs_give_identical_outputs() {
     // The seed matters (broadcast ids and timer phases), so the comparison is not vacuous.
     assert_ne!(a, scripted_run(12));
 }
+
+#[test]
+fn registry_bounds_above_the_wire_limits_are_refused() {
+    let mut config = Config::default();
+    config.limits.payload_size_max = 16 << 10;
+    let err = config.validate().unwrap_err();
+    assert_eq!((err.section, err.key), ("registry", "message_size_max"));
+    let mut config = Config::default();
+    config.limits.list_len_max = 100;
+    assert_eq!(config.validate().unwrap_err().key, "sync_entries_per_message_max");
+    assert!(Config::default().validate().is_ok());
+}

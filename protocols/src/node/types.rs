@@ -128,6 +128,32 @@ impl Config {
         self.hyparview.validate()?;
         self.plumtree.validate()?;
         self.registry.validate()?;
+        // Registry messages travel as Plumtree payloads and as frames decoded with `limits`:
+        // a registry bound above the wire's would produce messages every receiver refuses.
+        let r = &self.registry;
+        let l = &self.limits;
+        let cross = |key, value: usize, fix| Err(ConfigError::new("registry", key, &value, fix));
+        if r.message_size_max > l.payload_size_max {
+            return cross(
+                "message_size_max",
+                r.message_size_max,
+                "must not exceed limits.payload_size_max",
+            );
+        }
+        if r.sync_entries_per_message_max > l.list_len_max {
+            return cross(
+                "sync_entries_per_message_max",
+                r.sync_entries_per_message_max,
+                "must not exceed limits.list_len_max",
+            );
+        }
+        if r.digest_owners_max > l.list_len_max {
+            return cross(
+                "digest_owners_max",
+                r.digest_owners_max,
+                "must not exceed limits.list_len_max",
+            );
+        }
         Ok(())
     }
 }

@@ -37,6 +37,10 @@ pub struct Config {
     /// default 64 KiB `Limits::payload_size_max` of a Plumtree payload with room for headers).
     /// Range 2,048..=1,048,576.
     pub message_size_max: usize,
+    /// Service owners whose records this node keeps (one per node that ever registered a
+    /// service); a remote write about a further owner is refused and counted. Default 100,000
+    /// (guess: one record per node of a 100,000-node cluster). Range >= 1.
+    pub owners_max: usize,
 }
 
 impl Default for Config {
@@ -49,6 +53,7 @@ impl Default for Config {
             suspicion_timeout_ms: 5_000,
             skew_max_ms: 30_000,
             sync_entries_per_message_max: 512,
+            owners_max: 100_000,
             digest_owners_max: 4_096,
             message_size_max: 61_440,
         }
@@ -58,6 +63,13 @@ impl Default for Config {
 pub use crate::config::ConfigError;
 
 impl Config {
+    /// Entries (registrations plus tombstones) kept per remote owner: what an honest owner
+    /// can produce, its `services_local_max` live entries plus as many tombstones. An owner
+    /// configured with a larger `services_local_max` than ours is truncated here.
+    pub fn entries_per_owner_max(&self) -> usize {
+        self.services_local_max.saturating_mul(2)
+    }
+
     /// Checks every documented bound.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |key, value: &dyn std::fmt::Display, fix| {
@@ -66,7 +78,7 @@ impl Config {
         if !(2_048..=1 << 20).contains(&self.message_size_max) {
             return err("message_size_max", &self.message_size_max, "use 2048..=1048576 bytes");
         }
-        if self.meta_size_max + 1_024 > self.message_size_max {
+        if self.meta_size_max.saturating_add(1_024) > self.message_size_max {
             return err(
                 "meta_size_max",
                 &self.meta_size_max,
@@ -85,6 +97,9 @@ impl Config {
                 &self.tombstone_ttl_ms,
                 "must be at least 2 x anti_entropy_period_ms",
             );
+        }
+        if self.owners_max == 0 {
+            return err("owners_max", &self.owners_max, "use >= 1");
         }
         if self.suspicion_timeout_ms == 0 {
             return err("suspicion_timeout_ms", &self.suspicion_timeout_ms, "use >= 1 ms");

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use super::message::{EntryUpdate, OwnerDigest, OwnerStatus, Value};
-use super::small_map::{SortedVecMap, SortedVecSet};
+use super::small_map::{CompactMap, CompactSet};
 use crate::hlc::Hlc;
 use crate::peer::PeerId;
 
@@ -28,7 +28,7 @@ pub(crate) struct Stored {
 pub(crate) struct OwnerRecord {
     pub(crate) status: OwnerStatus,
     /// `(service name, registration id) -> value`.
-    pub(crate) entries: SortedVecMap<(String, u64), Stored>,
+    pub(crate) entries: CompactMap<(String, u64), Stored>,
 }
 
 impl OwnerRecord {
@@ -53,7 +53,31 @@ impl OwnerRecord {
             // Entries per owner are bounded far below u32::MAX by `services_local_max` at the
             // owner; saturate rather than trust a hostile owner.
             entries_count: u32::try_from(self.entries.len()).unwrap_or(u32::MAX),
+            entries_hash: self.entries_hash(),
         }
+    }
+
+    /// FNV-1a over every entry's key, kind and stamp, in key order (a pure function of the
+    /// replicated values, so equal replicas hash equal everywhere).
+    fn entries_hash(&self) -> u64 {
+        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let mut hash = OFFSET;
+        let mut feed = |bytes: &[u8]| {
+            for b in bytes {
+                hash = (hash ^ u64::from(*b)).wrapping_mul(PRIME);
+            }
+        };
+        for ((name, reg_id), stored) in self.entries.iter() {
+            let stamp = stored.value.stamp();
+            feed(&(name.len() as u64).to_be_bytes());
+            feed(name.as_bytes());
+            feed(&reg_id.to_be_bytes());
+            feed(&[u8::from(stored.value.is_registered())]);
+            feed(&stamp.wall_ms.to_be_bytes());
+            feed(&stamp.logical.to_be_bytes());
+        }
+        hash
     }
 
     /// All entries as wire updates, in key order.
@@ -75,7 +99,7 @@ pub(crate) struct Store<P> {
     owners: BTreeMap<P, OwnerRecord>,
     /// `name -> {(owner, reg_id)}` for every key whose value is `Registered` (whatever the
     /// owner's status). Derived from `owners`; kept in step by `merge_entry` and `collect`.
-    by_name: BTreeMap<String, SortedVecSet<(P, u64)>>,
+    by_name: BTreeMap<String, CompactSet<(P, u64)>>,
 }
 
 impl<P> Default for Store<P> {
@@ -100,7 +124,7 @@ impl<P: PeerId> Store<P> {
     }
 
     /// Name index of registered keys.
-    pub(crate) fn by_name(&self) -> &BTreeMap<String, SortedVecSet<(P, u64)>> {
+    pub(crate) fn by_name(&self) -> &BTreeMap<String, CompactSet<(P, u64)>> {
         &self.by_name
     }
 
@@ -114,7 +138,7 @@ impl<P: PeerId> Store<P> {
         match self.owners.get_mut(owner) {
             None => {
                 self.owners
-                    .insert(owner.clone(), OwnerRecord { status, entries: SortedVecMap::new() });
+                    .insert(owner.clone(), OwnerRecord { status, entries: CompactMap::new() });
                 Some(None)
             }
             Some(record) if status > record.status => {
@@ -139,7 +163,7 @@ impl<P: PeerId> Store<P> {
     ) -> Option<Option<Value>> {
         let record = self.owners.entry(owner.clone()).or_insert_with(|| OwnerRecord {
             status: OwnerStatus::alive(0),
-            entries: SortedVecMap::new(),
+            entries: CompactMap::new(),
         });
         let key = (name.to_owned(), reg_id);
         let before = match record.entries.get(&key) {

@@ -280,21 +280,26 @@ pub struct OwnerDigest {
     pub entries_max_stamp: Hlc,
     /// Number of the owner's entries held (registered and tombstones).
     pub entries_count: u32,
+    /// FNV-1a hash of every entry's key, kind and stamp, in key order. The largest stamp and
+    /// the count alone miss replicas that differ in an older entry (A holds k1@3, B k1@5, both
+    /// hold k2@10): those never healed.
+    pub entries_hash: u64,
 }
 
 impl OwnerDigest {
-    /// Encoded size: status (9) + stamp (12) + count (4).
-    pub const ENCODED_SIZE: usize = OwnerStatus::ENCODED_SIZE + Hlc::ENCODED_SIZE + 4;
+    /// Encoded size: status (9) + stamp (12) + count (4) + hash (8).
+    pub const ENCODED_SIZE: usize = OwnerStatus::ENCODED_SIZE + Hlc::ENCODED_SIZE + 4 + 8;
 
     /// The status part.
     pub fn status(&self) -> OwnerStatus {
         OwnerStatus { incarnation: self.incarnation, state: self.state }
     }
 
-    /// True when both digests summarise the same entries (same largest stamp and count).
+    /// True when both digests summarise the same entries (same largest stamp, count and hash).
     pub fn same_entries(&self, other: &Self) -> bool {
         self.entries_max_stamp == other.entries_max_stamp
             && self.entries_count == other.entries_count
+            && self.entries_hash == other.entries_hash
     }
 }
 
@@ -305,6 +310,7 @@ impl Wire for OwnerDigest {
         self.status().encode(w);
         self.entries_max_stamp.encode(w);
         w.u32(self.entries_count);
+        w.u64(self.entries_hash);
     }
 
     fn decode(r: &mut Reader<'_>, limits: &Limits) -> Result<Self, DecodeError> {
@@ -314,6 +320,7 @@ impl Wire for OwnerDigest {
             state: status.state,
             entries_max_stamp: Hlc::decode(r, limits)?,
             entries_count: r.u32()?,
+            entries_hash: r.u64()?,
         })
     }
 }

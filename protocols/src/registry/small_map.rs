@@ -1,104 +1,157 @@
-//! A map kept as a sorted vector, for the many tiny maps of the registry.
+//! A map kept as a sorted vector while small, for the many tiny maps of the registry.
 //!
 //! Every node holds one entry map per service owner, and most owners have one or a few
 //! services. A `BTreeMap` allocates a whole B-tree node (11 slots) even for a single entry:
 //! with 100 owners the simulator measured ≈ 1.8 KB per service per node. A sorted vector
 //! grown one slot at a time while small costs one slot per entry; lookups are binary searches.
 
-/// Below this length the vector grows by exactly one slot per insert; above it, by doubling
-/// (amortised O(1) for owners with thousands of services).
+use std::collections::BTreeMap;
+
+/// Below this length the vector grows by exactly one slot per insert.
 const EXACT_GROWTH_LEN_MAX: usize = 16;
 
-/// Sorted-vector map with the subset of the `BTreeMap` API the registry uses.
+/// Above this length the map moves to a `BTreeMap`: inserting into a sorted vector moves
+/// O(n) entries, and a remote owner may hold up to `entries_per_owner_max` of them.
+const VEC_LEN_MAX: usize = 64;
+
+/// Map with the subset of the `BTreeMap` API the registry uses: a sorted vector while small
+/// (one slot per entry), a `BTreeMap` once larger. Iteration is in key order either way.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct SortedVecMap<K, V> {
-    items: Vec<(K, V)>,
+pub(crate) enum CompactMap<K, V> {
+    /// At most `VEC_LEN_MAX` entries, sorted by key.
+    Small(Vec<(K, V)>),
+    /// More entries.
+    Large(BTreeMap<K, V>),
 }
 
-impl<K, V> Default for SortedVecMap<K, V> {
+impl<K, V> Default for CompactMap<K, V> {
     fn default() -> Self {
-        Self { items: Vec::new() }
+        Self::Small(Vec::new())
     }
 }
 
-impl<K: Ord, V> SortedVecMap<K, V> {
+/// Iterator over a [`CompactMap`] in key order.
+pub(crate) enum Iter<'a, K, V> {
+    Small(std::slice::Iter<'a, (K, V)>),
+    Large(std::collections::btree_map::Iter<'a, K, V>),
+}
+
+impl<'a, K, V> Iterator for Iter<'a, K, V> {
+    type Item = (&'a K, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Self::Small(it) => it.next().map(|(k, v)| (k, v)),
+            Self::Large(it) => it.next(),
+        }
+    }
+}
+
+impl<K: Ord, V> CompactMap<K, V> {
     pub(crate) fn new() -> Self {
         Self::default()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.items.len()
+        match self {
+            Self::Small(items) => items.len(),
+            Self::Large(map) => map.len(),
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    fn position(&self, key: &K) -> Result<usize, usize> {
-        self.items.binary_search_by(|(k, _)| k.cmp(key))
+        self.len() == 0
     }
 
     pub(crate) fn get(&self, key: &K) -> Option<&V> {
-        self.position(key).ok().map(|i| &self.items[i].1)
+        match self {
+            Self::Small(items) => {
+                items.binary_search_by(|(k, _)| k.cmp(key)).ok().map(|i| &items[i].1)
+            }
+            Self::Large(map) => map.get(key),
+        }
     }
 
     /// Inserts or replaces; returns the previous value.
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
-        match self.position(&key) {
-            Ok(i) => Some(std::mem::replace(&mut self.items[i].1, value)),
+        let items = match self {
+            Self::Large(map) => return map.insert(key, value),
+            Self::Small(items) => items,
+        };
+        match items.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => Some(std::mem::replace(&mut items[i].1, value)),
             Err(i) => {
-                if self.items.len() == self.items.capacity()
-                    && self.items.len() < EXACT_GROWTH_LEN_MAX
-                {
-                    self.items.reserve_exact(1);
+                if items.len() >= VEC_LEN_MAX {
+                    let mut map: BTreeMap<K, V> = std::mem::take(items).into_iter().collect();
+                    map.insert(key, value);
+                    *self = Self::Large(map);
+                    return None;
                 }
-                self.items.insert(i, (key, value));
+                if items.len() == items.capacity() && items.len() < EXACT_GROWTH_LEN_MAX {
+                    items.reserve_exact(1);
+                }
+                items.insert(i, (key, value));
                 None
             }
         }
     }
 
+    /// Removes `key`; returns its value.
+    pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
+        match self {
+            Self::Small(items) => {
+                let i = items.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
+                Some(items.remove(i).1)
+            }
+            Self::Large(map) => map.remove(key),
+        }
+    }
+
     /// Entries in key order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.items.iter().map(|(k, v)| (k, v))
+    pub(crate) fn iter(&self) -> Iter<'_, K, V> {
+        match self {
+            Self::Small(items) => Iter::Small(items.iter()),
+            Self::Large(map) => Iter::Large(map.iter()),
+        }
     }
 
     /// Values in key order.
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
-        self.items.iter().map(|(_, v)| v)
+        self.iter().map(|(_, v)| v)
     }
 
-    /// Keeps the entries for which `keep` returns true (order preserved).
+    /// Keeps the entries for which `keep` returns true (order preserved). A map that shrinks
+    /// stays a `BTreeMap`; it only ever grew that large through its owner's own writes.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
-        self.items.retain_mut(|(k, v)| keep(k, v));
+        match self {
+            Self::Small(items) => items.retain_mut(|(k, v)| keep(k, v)),
+            Self::Large(map) => map.retain(|k, v| keep(k, v)),
+        }
     }
 }
 
-impl<'a, K: Ord, V> IntoIterator for &'a SortedVecMap<K, V> {
+impl<'a, K: Ord, V> IntoIterator for &'a CompactMap<K, V> {
     type Item = (&'a K, &'a V);
-    type IntoIter = std::iter::Map<std::slice::Iter<'a, (K, V)>, fn(&'a (K, V)) -> (&'a K, &'a V)>;
+    type IntoIter = Iter<'a, K, V>;
 
     fn into_iter(self) -> Self::IntoIter {
-        fn split<K, V>(item: &(K, V)) -> (&K, &V) {
-            (&item.0, &item.1)
-        }
-        self.items.iter().map(split as fn(&'a (K, V)) -> (&'a K, &'a V))
+        self.iter()
     }
 }
 
-/// Sorted-vector set (same growth policy as [`SortedVecMap`]).
+/// Set with the representation of [`CompactMap`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct SortedVecSet<T> {
-    map: SortedVecMap<T, ()>,
+pub(crate) struct CompactSet<T> {
+    map: CompactMap<T, ()>,
 }
 
-impl<T> Default for SortedVecSet<T> {
+impl<T> Default for CompactSet<T> {
     fn default() -> Self {
-        Self { map: SortedVecMap::default() }
+        Self { map: CompactMap::default() }
     }
 }
 
-impl<T: Ord> SortedVecSet<T> {
+impl<T: Ord> CompactSet<T> {
     /// Adds `item`; returns false if it was present.
     pub(crate) fn insert(&mut self, item: T) -> bool {
         self.map.insert(item, ()).is_none()
@@ -106,9 +159,7 @@ impl<T: Ord> SortedVecSet<T> {
 
     /// Removes `item`; returns whether it was present.
     pub(crate) fn remove(&mut self, item: &T) -> bool {
-        let before = self.map.len();
-        self.map.retain(|k, _| k != item);
-        self.map.len() != before
+        self.map.remove(item).is_some()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -131,7 +182,7 @@ mod tests {
     #[test]
     fn behaves_like_a_btreemap() {
         let mut rng = Rng::from_seed(4);
-        let mut ours = SortedVecMap::new();
+        let mut ours = CompactMap::new();
         let mut reference = BTreeMap::new();
         for step in 0..5_000u64 {
             let key = rng.below(200);
@@ -153,11 +204,16 @@ mod tests {
 
     #[test]
     fn small_maps_hold_exactly_their_entries() {
-        let mut m = SortedVecMap::new();
+        let mut m = CompactMap::new();
         for i in 0..EXACT_GROWTH_LEN_MAX as u32 {
             m.insert(i, i);
-            assert_eq!(m.items.capacity(), m.len(), "exact growth while small");
+            let CompactMap::Small(items) = &m else { panic!("small maps stay vectors") };
+            assert_eq!(items.capacity(), m.len(), "exact growth while small");
         }
+        for i in EXACT_GROWTH_LEN_MAX as u32..=VEC_LEN_MAX as u32 {
+            m.insert(i, i);
+        }
+        assert!(matches!(m, CompactMap::Large(_)), "a map over VEC_LEN_MAX entries is a B-tree");
     }
 }
 
@@ -171,7 +227,7 @@ mod set_tests {
     #[test]
     fn behaves_like_a_btreeset() {
         let mut rng = Rng::from_seed(5);
-        let mut ours = SortedVecSet::default();
+        let mut ours = CompactSet::default();
         let mut reference = BTreeSet::new();
         for _ in 0..3_000 {
             let item = rng.below(100);

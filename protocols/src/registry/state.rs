@@ -18,7 +18,7 @@ use crate::outbox::Outbox;
 use crate::peer::PeerId;
 use crate::rng::Rng;
 use crate::time::Now;
-use crate::wire::{Limits, Wire, Writer};
+use crate::wire::{Limits, Wire};
 
 /// Counters for metrics and tests. Monotonic.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -43,6 +43,13 @@ pub struct Stats {
     pub syncs_received: u64,
     /// Tombstones removed after `tombstone_ttl_ms`.
     pub tombstones_collected: u64,
+    /// Remote entries or owners refused by a bound: metadata over `meta_size_max`, an owner
+    /// already at `entries_per_owner_max`, or a new owner beyond `owners_max`.
+    pub entries_refused: u64,
+    /// Remote statuses refused: an incarnation beyond the local wall clock plus
+    /// `skew_max_ms` (incarnations start at a wall time), or a non-alive status about an
+    /// owner we hold nothing of.
+    pub statuses_refused: u64,
 }
 
 /// One node's replica of the service registry.
@@ -234,14 +241,16 @@ impl<P: PeerId + Wire> State<P> {
         match delta {
             Delta::Update { owner, incarnation, entries }
             | Delta::Alive { node: owner, incarnation, entries } => {
-                self.apply_status(&owner, OwnerStatus::alive(incarnation), out);
+                let with_entries = !entries.is_empty();
+                let status = OwnerStatus::alive(incarnation);
+                self.apply_remote_status(now, &owner, status, with_entries, out);
                 for entry in entries {
                     self.apply_entry(now, &owner, entry, out);
                 }
             }
             Delta::Suspect { node, incarnation } => {
                 let status = OwnerStatus { incarnation, state: OwnerState::Suspect };
-                self.apply_status(&node, status, out);
+                self.apply_remote_status(now, &node, status, false, out);
             }
         }
     }
@@ -255,6 +264,37 @@ impl<P: PeerId + Wire> State<P> {
     }
 
     // ---- merging ----------------------------------------------------------------------
+
+    /// Checks a status that came from the network, then merges it. Refused (and counted):
+    /// an incarnation beyond our wall clock plus `skew_max_ms` — incarnations start at a wall
+    /// time, so only a hostile or broken peer sends one, and accepting `u64::MAX` would leave
+    /// the owner unable to ever refute; a bare suspect or dead verdict (no entries with it)
+    /// about an owner we hold nothing of (it hides nothing, and would let a peer make us store
+    /// records without bound); a new owner beyond `owners_max`.
+    fn apply_remote_status(
+        &mut self,
+        now: Now,
+        owner: &P,
+        status: OwnerStatus,
+        with_entries: bool,
+        out: &mut Outbox<OutEvent<P>>,
+    ) {
+        if status.incarnation > now.wall_ms.saturating_add(self.config.skew_max_ms) {
+            self.stats.statuses_refused += 1;
+            return;
+        }
+        if *owner != self.local && self.store.record(owner).is_none() {
+            if status.state != OwnerState::Alive && !with_entries {
+                self.stats.statuses_refused += 1;
+                return;
+            }
+            if self.store.records().len() >= self.config.owners_max {
+                self.stats.entries_refused += 1;
+                return;
+            }
+        }
+        self.apply_status(owner, status, out);
+    }
 
     /// Merges a status for `owner` and emits the resulting visibility changes. A status about
     /// this node is never stored: if it outranks our own, we refute.
@@ -285,7 +325,10 @@ impl<P: PeerId + Wire> State<P> {
                 out.push(OutEvent::EmitEvent(event));
             }
         }
-        if status.state == OwnerState::Suspect {
+        // A suspicion only matters if it may hide something: without registered entries no
+        // timer is armed (so statuses cannot make us arm timers without bound).
+        let hides_entries = self.store.record(owner).is_some_and(|r| r.has_registered());
+        if status.state == OwnerState::Suspect && hides_entries {
             out.push(OutEvent::ScheduleTimer {
                 after_ms: self.config.suspicion_timeout_ms,
                 timer: Timer::Suspicion { node: owner.clone(), incarnation: status.incarnation },
@@ -309,6 +352,10 @@ impl<P: PeerId + Wire> State<P> {
         }
         let held_is_none = held.is_none();
         let held_registered = held.is_some_and(Value::is_registered);
+        if *owner != self.local && !self.admit_remote_entry(owner, held_is_none, &value) {
+            self.stats.entries_refused += 1;
+            return;
+        }
         if let Err(_skew) = self.clock.update(now.wall_ms, value.stamp()) {
             self.stats.skew_rejected += 1;
             return;
@@ -354,6 +401,23 @@ impl<P: PeerId + Wire> State<P> {
             Some(reason) => removal_event(name, owner.clone(), reg_id, reason),
         };
         out.push(OutEvent::EmitEvent(event));
+    }
+
+    /// Bounds on what a remote write may make us store: metadata within `meta_size_max`, at
+    /// most `entries_per_owner_max` keys per owner, at most `owners_max` owners.
+    fn admit_remote_entry(&self, owner: &P, new_key: bool, value: &Value) -> bool {
+        if let Value::Registered { meta, .. } = value {
+            if meta.len() > self.config.meta_size_max {
+                return false;
+            }
+        }
+        if !new_key {
+            return true;
+        }
+        match self.store.record(owner) {
+            Some(record) => record.entries.len() < self.config.entries_per_owner_max(),
+            None => self.store.records().len() < self.config.owners_max,
+        }
     }
 
     /// Someone holds a write of one of *our* keys that beats ours and would change its
@@ -510,7 +574,9 @@ impl<P: PeerId + Wire> State<P> {
         let mut pull: Vec<P> = Vec::new();
         let mut seen: BTreeSet<&P> = BTreeSet::new();
         for (owner, theirs) in owners.iter().take(self.config.digest_owners_max) {
-            seen.insert(owner);
+            if !seen.insert(owner) {
+                continue; // Named twice by an untrusted digest: answer once.
+            }
             let Some(record) = self.store.record(owner) else {
                 pull.push(owner.clone());
                 continue;
@@ -558,7 +624,10 @@ impl<P: PeerId + Wire> State<P> {
         }
     }
 
-    fn handle_sync_request(&mut self, from: P, owners: Vec<P>, out: &mut Outbox<OutEvent<P>>) {
+    fn handle_sync_request(&mut self, from: P, mut owners: Vec<P>, out: &mut Outbox<OutEvent<P>>) {
+        // Each owner is sent once however often the (untrusted) request names it.
+        owners.sort();
+        owners.dedup();
         let push: Vec<OwnerSync<P>> = owners
             .iter()
             .take(self.config.digest_owners_max)
@@ -576,7 +645,7 @@ impl<P: PeerId + Wire> State<P> {
     fn handle_sync(&mut self, now: Now, owners: Vec<OwnerSync<P>>, out: &mut Outbox<OutEvent<P>>) {
         self.stats.syncs_received += 1;
         for OwnerSync { owner, status, entries } in owners {
-            self.apply_status(&owner, status, out);
+            self.apply_remote_status(now, &owner, status, !entries.is_empty(), out);
             for entry in entries {
                 self.apply_entry(now, &owner, entry, out);
             }
@@ -603,7 +672,7 @@ impl<P: PeerId + Wire> State<P> {
         let mut current: Vec<OwnerSync<P>> = Vec::new();
         let (mut items, mut size) = (0usize, 5usize); // type byte + list length
         for OwnerSync { owner, status, entries } in records {
-            let header = encoded_size(&owner) + OwnerStatus::ENCODED_SIZE + 4;
+            let header = owner.encoded_size_hint() + OwnerStatus::ENCODED_SIZE + 4;
             let mut entries = entries.into_iter().peekable();
             loop {
                 let first = entries.peek().map_or(0, EntryUpdate::encoded_size);
@@ -655,12 +724,6 @@ impl<P: PeerId + Wire> State<P> {
             .flat_map(|message| message.into_iter().map(|chunk| chunk.entries))
             .collect()
     }
-}
-
-fn encoded_size<T: Wire>(value: &T) -> usize {
-    let mut w = Writer::new();
-    value.encode(&mut w);
-    w.len()
 }
 
 fn removal_event<P>(name: String, node: P, reg_id: u64, reason: UnregisterReason) -> Event<P> {

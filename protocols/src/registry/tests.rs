@@ -424,14 +424,23 @@ fn start_arms_a_jittered_anti_entropy_timer() {
     }
 }
 
+/// `entries_hash` of one registered entry ("web", 7) stamped (5,000 ms, 0).
+const PINNED_HASH: u64 = 10_788_163_075_961_514_221;
+
 #[test]
 fn peer_up_starts_a_sync_immediately() {
     let mut a = node(A);
     reg(&mut a, at(0, 5_000), "web", 7, b"m");
     let outs = handle(&mut a, at(1, 5_000), InEvent::PeerUp(B));
-    let mut digest = a.store.record(&A).unwrap().digest();
-    assert_eq!(digest.entries_count, 1);
-    digest.entries_max_stamp = Hlc::new(5_000, 0);
+    // Every field literal (the hash is pinned: it must be the same on every replica and
+    // release, so a change to it is a wire change).
+    let digest = OwnerDigest {
+        incarnation: 100,
+        state: OwnerState::Alive,
+        entries_max_stamp: Hlc::new(5_000, 0),
+        entries_count: 1,
+        entries_hash: PINNED_HASH,
+    };
     assert_eq!(
         outs,
         vec![OutEvent::SendMessage {
@@ -694,6 +703,7 @@ fn messages_round_trip() {
         state: OwnerState::Suspect,
         entries_max_stamp: Hlc::new(9, 1),
         entries_count: 3,
+        entries_hash: 0x0102_0304_0506_0708,
     };
     roundtrip_message(&Message::Digest {
         range_start: None,
@@ -799,4 +809,99 @@ fn garbage_is_refused_with_typed_errors() {
         Delta::<u64>::decode(&[0x21; 100], &Limits { frame_size_max: 10, ..Limits::default() }),
         Err(DecodeError::FrameTooLarge { len: 100, len_max: 10 })
     ));
+}
+
+// ---- hostile input -------------------------------------------------------------------------
+
+#[test]
+fn an_incarnation_beyond_the_wall_clock_is_refused() {
+    // Incarnations start at a wall time; `u64::MAX` would leave the owner unable to refute.
+    let mut a = node(A);
+    deliver(&mut a, at(0, 5_000), update(B, 10, vec![entry("web", 1, live(b"", 4_000, 0))]));
+    let outs =
+        deliver(&mut a, at(1, 5_000), Delta::Suspect { node: B, incarnation: u64::MAX }.encode());
+    assert_eq!(outs, vec![]);
+    assert_eq!(a.owner_status(&B), Some(OwnerStatus::alive(10)));
+    assert_eq!(a.stats().statuses_refused, 1);
+    // The same about ourselves: no refutation to u64::MAX.
+    let outs =
+        deliver(&mut a, at(2, 5_000), Delta::Suspect { node: A, incarnation: u64::MAX }.encode());
+    assert_eq!(outs, vec![]);
+    assert_eq!(a.stats().refutations_sent, 0);
+}
+
+#[test]
+fn a_bare_verdict_about_an_unknown_owner_stores_nothing_and_arms_nothing() {
+    let mut a = node(A);
+    let outs =
+        deliver(&mut a, at(0, 5_000), Delta::Suspect { node: 77u64, incarnation: 10 }.encode());
+    assert_eq!(outs, vec![], "no record, no suspicion timer");
+    assert_eq!(a.owner_status(&77), None);
+    assert_eq!(a.stats().statuses_refused, 1);
+}
+
+#[test]
+fn remote_entries_are_bounded_per_owner_and_by_metadata_size() {
+    let config = Config { services_local_max: 2, meta_size_max: 8, ..Config::default() };
+    let mut a = node_with(A, config);
+    let entries = (0..6).map(|i| entry("svc", i, live(b"m", 4_000, 0))).collect();
+    deliver(&mut a, at(0, 5_000), update(B, 10, entries));
+    assert_eq!(a.lookup("svc").len(), 4, "entries_per_owner_max = 2 × services_local_max");
+    assert_eq!(a.stats().entries_refused, 2);
+    let big = entry("big", 1, live(b"0123456789", 4_000, 0));
+    deliver(&mut a, at(1, 5_000), update(C, 10, vec![big]));
+    assert!(a.lookup("big").is_empty(), "metadata over meta_size_max is refused");
+    assert_eq!(a.stats().entries_refused, 3);
+}
+
+#[test]
+fn new_owners_are_bounded_by_owners_max() {
+    let config = Config { owners_max: 2, ..Config::default() };
+    let mut a = node_with(A, config); // The local record is the first owner.
+    deliver(&mut a, at(0, 5_000), update(B, 10, vec![entry("x", 1, live(b"", 4_000, 0))]));
+    deliver(&mut a, at(0, 5_000), update(C, 10, vec![entry("y", 1, live(b"", 4_000, 0))]));
+    assert_eq!(a.lookup("x").len(), 1);
+    assert!(a.lookup("y").is_empty());
+    assert_eq!(a.owner_status(&C), None);
+}
+
+#[test]
+fn a_sync_request_naming_an_owner_many_times_is_answered_once() {
+    let mut a = node(A);
+    reg(&mut a, at(0, 5_000), "web", 1, b"");
+    let outs = handle(
+        &mut a,
+        at(1, 5_000),
+        InEvent::Message { from: B, message: Message::SyncRequest { owners: vec![A; 1000] } },
+    );
+    assert_eq!(outs.len(), 1, "one Sync: {outs:?}");
+}
+
+#[test]
+fn replicas_that_differ_only_in_an_older_entry_heal_in_one_round() {
+    // Same newest stamp and same count: only the entries hash tells these digests apart.
+    let mut a = node(A);
+    let mut b = node(B);
+    let k2 = || entry("k2", 2, live(b"", 4_010, 0));
+    deliver(
+        &mut a,
+        at(0, 5_000),
+        update(C, 300, vec![entry("k1", 1, live(b"old", 4_003, 0)), k2()]),
+    );
+    deliver(
+        &mut b,
+        at(0, 5_000),
+        update(C, 300, vec![entry("k1", 1, live(b"new", 4_005, 0)), k2()]),
+    );
+    handle(&mut a, at(0, 5_000), InEvent::PeerUp(B));
+    let mut nodes = BTreeMap::from([(A, a), (B, b)]);
+    let digest = handle(
+        nodes.get_mut(&A).unwrap(),
+        at(10_000, 10_000),
+        InEvent::TimerExpired(Timer::AntiEntropy),
+    );
+    run(&mut nodes, at(10_000, 10_000), A, digest);
+    let meta = |s: &State<u64>| s.lookup("k1")[0].meta.clone();
+    assert_eq!(meta(&nodes[&A]), Bytes::from_static(b"new"));
+    assert_eq!(nodes[&A].store.snapshot()[&C], nodes[&B].store.snapshot()[&C]);
 }

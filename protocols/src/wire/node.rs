@@ -129,6 +129,7 @@ mod tests {
             state: OwnerState::Suspect,
             entries_max_stamp: Hlc::new(9, 2),
             entries_count: 2,
+            entries_hash: 0x0A0B,
         };
         vec![
             Message::Hyparview(H::Join),
@@ -215,6 +216,7 @@ mod tests {
                     state: OwnerState::Suspect,
                     entries_max_stamp: Hlc::new(4, 5),
                     entries_count: 6,
+                    entries_hash: 0x0708_090A_0B0C_0D0E,
                 },
             )],
         });
@@ -228,6 +230,7 @@ mod tests {
             0, 0, 0, 0, 0, 0, 0, 3, 1, // incarnation, Suspect
             0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 5, // entries_max_stamp
             0, 0, 0, 6, // entries_count
+            7, 8, 9, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E, // entries_hash
         ];
         let sync = Message::<u32>::Registry(registry::Message::Sync {
             owners: vec![OwnerSync {
