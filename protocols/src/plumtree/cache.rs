@@ -31,13 +31,24 @@ pub(super) struct MessageCache<P> {
     messages: BTreeMap<MessageId, CachedMessage<P>>,
     expiry: VecDeque<(u64, MessageId)>,
     len_max: usize,
+    /// Bound of the payload bytes held (`message_cache_bytes_max`).
+    bytes_max: usize,
+    /// Payload bytes held now.
+    bytes: usize,
     ttl_ms: u64,
 }
 
 impl<P> MessageCache<P> {
-    pub(super) fn new(len_max: usize, ttl_ms: u64) -> Self {
+    pub(super) fn new(len_max: usize, bytes_max: usize, ttl_ms: u64) -> Self {
         assert!(len_max > 0, "message cache needs room for at least one message");
-        Self { messages: BTreeMap::new(), expiry: VecDeque::new(), len_max, ttl_ms }
+        Self {
+            messages: BTreeMap::new(),
+            expiry: VecDeque::new(),
+            len_max,
+            bytes_max,
+            bytes: 0,
+            ttl_ms,
+        }
     }
 
     pub(super) fn len(&self) -> usize {
@@ -68,10 +79,15 @@ impl<P> MessageCache<P> {
             assert!(*newest_ms <= message.received_ms, "now_ms went backwards");
         }
         let mut evicted = 0;
-        while self.messages.len() >= self.len_max {
+        // By count, and by payload bytes: a peer may send 64 KiB payloads, and 8,192 of those
+        // would be 512 MiB.
+        while self.messages.len() >= self.len_max
+            || (!self.messages.is_empty() && self.bytes + message.payload.len() > self.bytes_max)
+        {
             self.pop_oldest();
             evicted += 1;
         }
+        self.bytes += message.payload.len();
         self.expiry.push_back((message.received_ms, id));
         self.messages.insert(id, message);
         debug_assert_eq!(self.expiry.len(), self.messages.len());
@@ -95,7 +111,7 @@ impl<P> MessageCache<P> {
         // Invariant: `expiry` holds exactly the keys of `messages`, so it is non-empty whenever
         // `messages` is, and its front is cached.
         let (_, id) = self.expiry.pop_front().expect("expiry queue in sync with the cache");
-        let removed = self.messages.remove(&id);
-        assert!(removed.is_some(), "expiry queue in sync with the cache");
+        let removed = self.messages.remove(&id).expect("expiry queue in sync with the cache");
+        self.bytes -= removed.payload.len();
     }
 }

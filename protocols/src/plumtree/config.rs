@@ -53,6 +53,10 @@ pub struct Config {
     /// oldest is evicted first. Default 8,192 (guess: 300 s of a sustained 27 broadcasts/s).
     /// Range 1..=1,048,576.
     pub message_cache_len_max: usize,
+    /// Most payload bytes kept in the message cache; the oldest messages are evicted first
+    /// (the newest is always kept). Default 64 MiB (guess: 1,024 maximum-size payloads; a count
+    /// bound alone would allow 8,192 × 64 KiB = 512 MiB). Range >= 1.
+    pub message_cache_bytes_max: usize,
     /// How long a delivered message stays in the cache, in ms. After that a replay of the same
     /// id counts as new. Default 300,000 (seed: reference MESSAGE_TTL of 300 s). Must be >= 1.
     pub message_cache_ttl_ms: u64,
@@ -81,6 +85,7 @@ impl Default for Config {
             optimization_cooldown_ms: 1_000,
             prune_grace_ms: 1_000,
             message_cache_len_max: 8_192,
+            message_cache_bytes_max: 64 << 20,
             message_cache_ttl_ms: 300_000,
             cache_evict_interval_ms: 1_000,
             missing_len_max: 4_096,
@@ -134,6 +139,9 @@ impl Config {
                 &self.message_cache_len_max,
                 "use a value in 1..=1048576",
             );
+        }
+        if self.message_cache_bytes_max == 0 {
+            return err("message_cache_bytes_max", &self.message_cache_bytes_max, "use >= 1");
         }
         if self.message_cache_ttl_ms == 0 {
             return err("message_cache_ttl_ms", &self.message_cache_ttl_ms, "use a value >= 1 ms");

@@ -31,9 +31,9 @@ impl<P: Ord + Clone> LazyQueue<P> {
         }
     }
 
-    /// Removes and returns every non-empty queue, in peer order.
-    pub(super) fn take_all(&mut self) -> Vec<(P, Vec<IHave>)> {
-        std::mem::take(&mut self.queues).into_iter().filter(|(_, q)| !q.is_empty()).collect()
+    /// Removes and returns every queue (none is ever empty), in peer order.
+    pub(super) fn take_all(&mut self) -> BTreeMap<P, Vec<IHave>> {
+        std::mem::take(&mut self.queues)
     }
 
     /// Forgets the announcements queued for a peer that went down.

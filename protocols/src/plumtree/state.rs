@@ -37,10 +37,8 @@ pub struct State<P: PeerId> {
     stats: Stats,
     /// When this node last swapped a tree link (tree optimisation), in ms.
     last_optimisation_ms: Option<u64>,
-    /// Whether this node has delivered at least one broadcast (it is part of a tree).
-    in_tree: bool,
-    /// Peers we sent PRUNE to within `prune_grace_ms`, with the time (at most one entry per
-    /// neighbour).
+    /// Peers we sent PRUNE to within `prune_grace_ms`, with the time: at most one entry per
+    /// neighbour (entries of peers that go down are dropped).
     recently_pruned: Vec<(P, u64)>,
 }
 
@@ -55,7 +53,11 @@ impl<P: PeerId> State<P> {
         }
         Self {
             me,
-            cache: MessageCache::new(config.message_cache_len_max, config.message_cache_ttl_ms),
+            cache: MessageCache::new(
+                config.message_cache_len_max,
+                config.message_cache_bytes_max,
+                config.message_cache_ttl_ms,
+            ),
             missing: MissingTable::new(config.missing_len_max, config.announcers_len_max),
             lazy_queue: LazyQueue::new(config.ihave_batch_len_max),
             config,
@@ -67,7 +69,6 @@ impl<P: PeerId> State<P> {
             stats: Stats::default(),
             last_optimisation_ms: None,
             recently_pruned: Vec::new(),
-            in_tree: false,
         }
     }
 
@@ -319,8 +320,8 @@ impl<P: PeerId> State<P> {
         }
     }
 
-    /// Paper: `NeighborUp(node)`. New links start eager so that the tree can use them at once;
-    /// duplicates prune the redundant ones.
+    /// Paper: `NeighborUp(node)`: the new neighbour joins the eager set until this node has
+    /// delivered a broadcast, the lazy set afterwards (see below).
     fn on_neighbor_up(&mut self, peer: P) {
         assert!(peer != self.me, "NeighborUp for this node itself: {peer:?}");
         // Deviation from the paper (docs/protocols/plumtree.md): once this node has taken
@@ -338,14 +339,11 @@ impl<P: PeerId> State<P> {
         // new neighbour is asked too: if it has the message it answers the GRAFT, otherwise
         // the graft chain moves on. (Measured: without this a survivor inside the sender's
         // component could miss the first broadcast after a crash.)
-        let ids: Vec<MessageId> = self.missing.ids().copied().collect();
-        for id in ids {
-            self.missing.add_announcer(id, peer.clone(), u16::MAX);
-        }
-        if !self.in_tree || self.eager_push_peers.is_empty() {
+        self.stats.announcements_dropped += self.missing.add_announcer_to_all(&peer, u16::MAX);
+        let in_tree = self.stats.delivered > 0;
+        if !in_tree || self.eager_push_peers.is_empty() {
             self.make_eager(&peer);
         } else {
-            remove_sorted(&mut self.eager_push_peers, &peer);
             insert_sorted(&mut self.lazy_push_peers, &peer);
         }
     }
@@ -356,15 +354,15 @@ impl<P: PeerId> State<P> {
         remove_sorted(&mut self.lazy_push_peers, peer);
         self.missing.remove_peer(peer);
         self.lazy_queue.remove_peer(peer);
+        self.recently_pruned.retain(|(p, _)| p != peer);
     }
 
-    /// Sends every queued announcement, one IHAVE message per peer and chunk.
+    /// Sends every queued announcement, one IHAVE message per peer (a queue is always shorter
+    /// than `ihave_batch_len_max`: a full one is sent at once by `lazy_push`).
     fn on_ihave_flush(&mut self, out: &mut Outbox<OutEvent<P>>) {
         self.ihave_flush_armed = false;
         for (peer, batch) in self.lazy_queue.take_all() {
-            for chunk in batch.chunks(self.config.ihave_batch_len_max) {
-                self.send_ihave(peer.clone(), chunk.to_vec(), out);
-            }
+            self.send_ihave(peer, batch, out);
         }
     }
 
@@ -414,7 +412,6 @@ impl<P: PeerId> State<P> {
     fn deliver(&mut self, now_ms: u64, delivery: Delivery<P>, out: &mut Outbox<OutEvent<P>>) {
         let Delivery { id, tag, ref payload, round, ref from } = delivery;
         self.missing.remove(&id);
-        self.in_tree = true;
         let cached = CachedMessage {
             tag,
             payload: payload.clone(),

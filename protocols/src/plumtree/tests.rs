@@ -664,7 +664,8 @@ fn neighbor_up_in_a_tree_without_eager_link_is_eager() {
 /// First graft timer delays of a node with lazy neighbour 1 that is announced `ids` distinct
 /// messages, with the given seed and default jitter (250 ms).
 fn first_graft_delays(seed: u64, ids: u128) -> Vec<u64> {
-    let config = Config { optimization_threshold: 7, ..Config::default() };
+    // One announcer creates every entry: its quota (a quarter of the table) must cover them.
+    let config = Config { optimization_threshold: 7, missing_len_max: 8_192, ..Config::default() };
     assert_eq!(config.graft_jitter_ms, 250);
     let mut state = State::new(ME, config, Rng::from_seed(seed));
     let mut out = Outbox::new(4096);
@@ -1023,4 +1024,35 @@ fn new_neighbour_is_grafted_when_the_announcers_of_a_missing_message_went_down()
         ]
     );
     assert!(node.state.eager_push_peers().contains(&4));
+}
+
+#[test]
+fn one_announcer_cannot_fill_the_missing_table() {
+    let config = Config { missing_len_max: 8, ..test_config() };
+    let mut node = Node::with_sets(config, &[], &[1, 2]);
+    // Peer 1 announces 10 made-up ids: it may create a quarter of the table, 2 entries.
+    let ids: Vec<(u128, u16)> = (100..110).map(|n| (n, 1)).collect();
+    let out = node.ihave(1, &ids);
+    assert_eq!(out, vec![schedule(500, graft_timer(100, 0)), schedule(500, graft_timer(101, 0))]);
+    assert_eq!(node.state.stats().announcements_dropped, 8);
+    // Peer 2's real announcement still gets an entry and a timer.
+    assert_eq!(node.ihave(2, &[(7, 1)]), vec![schedule(500, graft_timer(7, 0))]);
+    assert_eq!(node.state.missing_len(), 3);
+}
+
+#[test]
+fn the_message_cache_is_bounded_in_payload_bytes() {
+    let config = Config { message_cache_bytes_max: 10, ..test_config() };
+    let mut node = Node::with_config(config, &[1]);
+    for n in 0..5u128 {
+        node.handle(InEvent::Broadcast {
+            id: MessageId(n),
+            tag: Tag::APPLICATION_MIN,
+            payload: Bytes::from_static(b"four"),
+        });
+    }
+    // 4-byte payloads under a 10-byte budget: the two newest stay.
+    assert_eq!(node.state.cache_len(), 2);
+    assert!(node.state.has_message(&MessageId(4)) && node.state.has_message(&MessageId(3)));
+    assert!(!node.state.has_message(&MessageId(2)));
 }
