@@ -14,6 +14,6 @@ pub use frame::{
     decode_frame, encode_frame, peek_message_type, HYPARVIEW_TYPES, PLUMTREE_TYPES, REGISTRY_TYPES,
 };
 pub use primitives::{
-    decode_list, encode_list, list_size_hint, DecodeError, Limits, Reader, Wire, Writer,
-    WIRE_VERSION,
+    decode_list, decode_option, encode_list, encode_option, list_size_hint, option_size_hint,
+    DecodeError, Limits, Reader, Wire, Writer, WIRE_VERSION,
 };

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use shoal_protocols::hyparview::{self, Priority};
 use shoal_protocols::plumtree::{self, Gossip, IHave, MessageId, Tag};
-use shoal_protocols::wire::{decode_frame, encode_frame, DecodeError, Limits, Wire};
+use shoal_protocols::wire::{decode_frame, encode_frame, DecodeError, Limits, Wire, WIRE_VERSION};
 use shoal_protocols::NodeName;
 
 /// Small bounds so generated messages sometimes exceed them.
@@ -130,7 +130,15 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..96)) {
+    fn arbitrary_bytes_never_panic(
+        raw in any::<bool>(),
+        code in prop::sample::select(vec![0x01u8, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x10, 0x11, 0x12, 0x13]),
+        body in prop::collection::vec(any::<u8>(), 0..96),
+    ) {
+        // Half the cases are fully random; the other half carry the version byte and a valid
+        // type byte, so the body reaches a message decoder (a random first byte is the version
+        // only once in 256 cases).
+        let bytes = if raw { body } else { [vec![WIRE_VERSION, code], body].concat() };
         let limits = small_limits();
         canonical_or_error::<hyparview::Message<u32>>(&bytes, &limits)?;
         canonical_or_error::<hyparview::Message<u64>>(&bytes, &limits)?;

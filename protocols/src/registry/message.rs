@@ -21,7 +21,8 @@ use bytes::Bytes;
 
 use crate::hlc::Hlc;
 use crate::wire::{
-    decode_list, encode_list, list_size_hint, DecodeError, Limits, Reader, Wire, Writer,
+    decode_list, decode_option, encode_list, encode_option, list_size_hint, option_size_hint,
+    DecodeError, Limits, Reader, Wire, Writer,
 };
 
 /// Longest service name, in bytes.
@@ -397,28 +398,6 @@ impl<P> Message<P> {
     }
 }
 
-fn encode_opt<P: Wire>(w: &mut Writer, v: &Option<P>) {
-    match v {
-        None => w.bool(false),
-        Some(p) => {
-            w.bool(true);
-            p.encode(w);
-        }
-    }
-}
-
-fn opt_size_hint<P: Wire>(v: &Option<P>) -> usize {
-    1 + v.as_ref().map_or(0, Wire::encoded_size_hint)
-}
-
-fn decode_opt<P: Wire>(r: &mut Reader<'_>, limits: &Limits) -> Result<Option<P>, DecodeError> {
-    if r.bool()? {
-        Ok(Some(P::decode(r, limits)?))
-    } else {
-        Ok(None)
-    }
-}
-
 impl<P: Wire> Wire for Message<P> {
     // type byte + the smallest body (a `SyncRequest` or `Sync` with an empty list).
     const ENCODED_SIZE_MIN: usize = 1 + 4;
@@ -427,8 +406,8 @@ impl<P: Wire> Wire for Message<P> {
         match self {
             Self::Digest { range_start, range_end, owners } => {
                 w.u8(CODE_DIGEST);
-                encode_opt(w, range_start);
-                encode_opt(w, range_end);
+                encode_option(w, range_start);
+                encode_option(w, range_end);
                 w.len_u32(owners.len());
                 for (owner, digest) in owners {
                     owner.encode(w);
@@ -449,8 +428,8 @@ impl<P: Wire> Wire for Message<P> {
     fn decode(r: &mut Reader<'_>, limits: &Limits) -> Result<Self, DecodeError> {
         match r.u8()? {
             CODE_DIGEST => {
-                let range_start = decode_opt(r, limits)?;
-                let range_end = decode_opt(r, limits)?;
+                let range_start = decode_option(r, limits, "bool")?;
+                let range_end = decode_option(r, limits, "bool")?;
                 let len = r.list_len(
                     "registry digest",
                     limits.list_len_max,
@@ -473,8 +452,8 @@ impl<P: Wire> Wire for Message<P> {
     fn encoded_size_hint(&self) -> usize {
         1 + match self {
             Self::Digest { range_start, range_end, owners } => {
-                opt_size_hint(range_start)
-                    + opt_size_hint(range_end)
+                option_size_hint(range_start)
+                    + option_size_hint(range_end)
                     + 4
                     + owners
                         .iter()

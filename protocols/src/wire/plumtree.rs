@@ -14,7 +14,8 @@
 use bytes::Bytes;
 
 use super::primitives::{
-    decode_list, encode_list, list_size_hint, DecodeError, Limits, Reader, Wire, Writer,
+    decode_list, decode_option, encode_list, encode_option, list_size_hint, option_size_hint,
+    DecodeError, Limits, Reader, Wire, Writer,
 };
 use crate::plumtree::{Gossip, IHave, Message, MessageId, Tag};
 
@@ -26,11 +27,6 @@ pub const TYPE_IHAVE: u8 = 0x11;
 pub const TYPE_GRAFT: u8 = 0x12;
 /// Message-type byte of [`Message::Prune`].
 pub const TYPE_PRUNE: u8 = 0x13;
-
-/// Tag byte of an absent optional field.
-pub const OPTION_NONE: u8 = 0;
-/// Tag byte of a present optional field (the value follows).
-pub const OPTION_SOME: u8 = 1;
 
 impl Wire for MessageId {
     const ENCODED_SIZE_MIN: usize = 16;
@@ -102,13 +98,7 @@ impl Wire for Message {
             }
             Self::Graft { id, round } => {
                 w.u8(TYPE_GRAFT);
-                match id {
-                    None => w.u8(OPTION_NONE),
-                    Some(id) => {
-                        w.u8(OPTION_SOME);
-                        id.encode(w);
-                    }
-                }
+                encode_option(w, id);
                 w.u16(*round);
             }
             Self::Prune => w.u8(TYPE_PRUNE),
@@ -120,11 +110,7 @@ impl Wire for Message {
             TYPE_GOSSIP => Gossip::decode(r, limits).map(Self::Gossip),
             TYPE_IHAVE => decode_list(r, limits, "ihave batch").map(Self::IHave),
             TYPE_GRAFT => {
-                let id = match r.u8()? {
-                    OPTION_NONE => None,
-                    OPTION_SOME => Some(MessageId::decode(r, limits)?),
-                    tag => return Err(DecodeError::UnknownTag { what: "graft id option", tag }),
-                };
+                let id = decode_option(r, limits, "graft id option")?;
                 let round = r.u16()?;
                 Ok(Self::Graft { id, round })
             }
@@ -137,8 +123,7 @@ impl Wire for Message {
         1 + match self {
             Self::Gossip(gossip) => gossip.encoded_size_hint(),
             Self::IHave(batch) => list_size_hint(batch),
-            Self::Graft { id: None, .. } => 1 + 2,
-            Self::Graft { id: Some(_), .. } => 1 + 16 + 2,
+            Self::Graft { id, .. } => option_size_hint(id) + 2,
             Self::Prune => 0,
         }
     }

@@ -2,7 +2,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::name::{self, NodeName};
+use crate::name::NodeName;
 
 /// Version byte that starts every frame. A receiver refuses any other value.
 pub const WIRE_VERSION: u8 = 1;
@@ -142,10 +142,6 @@ impl Writer {
         self.buf.put_u8(len);
         self.buf.put_slice(v.as_bytes());
     }
-    /// Writes raw bytes without a prefix.
-    pub fn raw(&mut self, v: &[u8]) {
-        self.buf.put_slice(v);
-    }
     /// Bytes written so far.
     pub fn len(&self) -> usize {
         self.buf.len()
@@ -262,10 +258,6 @@ impl<'a> Reader<'a> {
         let raw = self.take(len)?;
         std::str::from_utf8(raw).map_err(|e| DecodeError::Invalid { what, reason: e.to_string() })
     }
-    /// Reads `n` raw bytes.
-    pub fn raw(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        self.take(n)
-    }
     /// Fails unless every byte was consumed.
     pub fn finish(&self) -> Result<(), DecodeError> {
         match self.remaining() {
@@ -321,10 +313,38 @@ impl Wire for NodeName {
     }
     fn decode(r: &mut Reader<'_>, _limits: &Limits) -> Result<Self, DecodeError> {
         let text = r.short_str("node name")?;
-        name::validate(text)
-            .map_err(|e| DecodeError::Invalid { what: "node name", reason: e.to_string() })?;
         Self::parse(text)
             .map_err(|e| DecodeError::Invalid { what: "node name", reason: e.to_string() })
+    }
+}
+
+/// Encodes an optional value: a presence byte (0 or 1), then the value if present.
+pub fn encode_option<T: Wire>(w: &mut Writer, value: &Option<T>) {
+    match value {
+        None => w.u8(0),
+        Some(v) => {
+            w.u8(1);
+            v.encode(w);
+        }
+    }
+}
+
+/// Exact size of [`encode_option`]'s output when `T`'s hint is exact.
+pub fn option_size_hint<T: Wire>(value: &Option<T>) -> usize {
+    1 + value.as_ref().map_or(0, Wire::encoded_size_hint)
+}
+
+/// Decodes [`encode_option`]'s output; a presence byte other than 0 or 1 is
+/// `UnknownTag { what, .. }`.
+pub fn decode_option<T: Wire>(
+    r: &mut Reader<'_>,
+    limits: &Limits,
+    what: &'static str,
+) -> Result<Option<T>, DecodeError> {
+    match r.u8()? {
+        0 => Ok(None),
+        1 => T::decode(r, limits).map(Some),
+        tag => Err(DecodeError::UnknownTag { what, tag }),
     }
 }
 
