@@ -7,9 +7,9 @@
 //!
 //! | type byte              | decoded as                                         |
 //! |------------------------|----------------------------------------------------|
-//! | [`HYPARVIEW_TYPES`]    | `Message::Hyparview` (`0x01..=0x07` assigned)       |
-//! | [`PLUMTREE_TYPES`]     | `Message::Plumtree` (`0x10..=0x13` assigned)        |
-//! | [`REGISTRY_TYPES`]     | `Message::Registry` (`0x28..=0x2A` assigned)        |
+//! | [`HYPARVIEW_TYPES`](crate::wire::HYPARVIEW_TYPES)    | `Message::Hyparview` (`0x01..=0x07` assigned)       |
+//! | [`PLUMTREE_TYPES`](crate::wire::PLUMTREE_TYPES)     | `Message::Plumtree` (`0x10..=0x13` assigned)        |
+//! | [`REGISTRY_TYPES`](crate::wire::REGISTRY_TYPES)     | `Message::Registry` (`0x28..=0x2A` assigned)        |
 //! | anything else          | `DecodeError::UnknownTag { what: "message type" }` |
 //!
 //! An unassigned code inside a range (e.g. `0x08`, `0x14`, `0x2B`) and the registry delta codes
@@ -19,7 +19,8 @@
 //!
 //! [`node::Message`]: crate::node::Message
 
-use super::frame::{HYPARVIEW_TYPES, PLUMTREE_TYPES, REGISTRY_TYPES};
+use super::hyparview as hyparview_codes;
+use super::plumtree as plumtree_codes;
 use super::primitives::{DecodeError, Limits, Reader, Wire, Writer};
 use crate::node::Message;
 use crate::{hyparview, plumtree, registry};
@@ -44,29 +45,18 @@ impl<P: Wire> Wire for Message<P> {
     }
 
     fn decode(r: &mut Reader<'_>, limits: &Limits) -> Result<Self, DecodeError> {
-        // The inner decoder reads the type byte again, so only peek at it here.
+        // The inner decoder reads the type byte again, so only peek at it here. Dispatch on
+        // the codes each protocol assigns (not its whole reserved range), so every unassigned
+        // code fails here the same way, and errors inside a message stay the protocol's own.
         let code = r.peek_u8()?;
-        let remaining = r.remaining();
-        let decoded = if HYPARVIEW_TYPES.contains(&code) {
+        if (hyparview_codes::TYPE_JOIN..=hyparview_codes::TYPE_SHUFFLE_REPLY).contains(&code) {
             hyparview::Message::decode(r, limits).map(Self::Hyparview)
-        } else if PLUMTREE_TYPES.contains(&code) {
+        } else if (plumtree_codes::TYPE_GOSSIP..=plumtree_codes::TYPE_PRUNE).contains(&code) {
             plumtree::Message::decode(r, limits).map(Self::Plumtree)
-        } else if REGISTRY_TYPES.contains(&code) {
+        } else if (registry::CODE_DIGEST..=registry::CODE_SYNC_REQUEST).contains(&code) {
             registry::Message::decode(r, limits).map(Self::Registry)
         } else {
-            return Err(unknown_type(code));
-        };
-        match decoded {
-            // The inner decoder refused the type byte itself (it consumed only that byte): an
-            // unassigned code of its range. Report it as the envelope's unknown type rather than
-            // the protocol's, so every unknown type byte fails the same way. An unknown tag
-            // further into the body is left as the inner decoder reported it.
-            Err(DecodeError::UnknownTag { tag, .. })
-                if tag == code && r.remaining() + 1 == remaining =>
-            {
-                Err(unknown_type(tag))
-            }
-            other => other,
+            Err(unknown_type(code))
         }
     }
 
