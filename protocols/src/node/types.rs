@@ -21,7 +21,7 @@ impl<P> Message<P> {
         match self {
             Self::Hyparview(m) => m.kind(),
             Self::Plumtree(m) => m.kind(),
-            Self::Registry(_) => "registry",
+            Self::Registry(m) => m.kind(),
         }
     }
 }
