@@ -33,6 +33,22 @@ use crate::PeerId;
 /// local delivery, which stops at the registry, so a few hundred steps is ample.
 const INTERNAL_STEPS_MAX: usize = 4096;
 
+/// Outputs of one HyParView call: far above its documented `3 · active_size + passive_size
+/// + 8` for any valid configuration (`active_size` ≤ 64, `passive_size` ≤ 1,024).
+const HYPARVIEW_OUTPUTS_MAX: usize = 4_096;
+
+/// Outputs of one Plumtree call: above its `max(neighbours + 4, 2 · ihave_batch_len_max)`
+/// (`ihave_batch_len_max` ≤ 4,096).
+const PLUMTREE_OUTPUTS_MAX: usize = 65_536;
+
+/// Outputs of one registry call. A status change of an owner emits one event per entry of that
+/// owner, and one `Sync` may change the status of many owners (a healed partition with a big
+/// registry), so the bound is what the store may hold: `owners_max · entries_per_owner_max`
+/// events plus the messages of one sync. The outbox allocates only what is pushed.
+fn registry_outputs_max(config: &registry::Config) -> usize {
+    config.owners_max.saturating_mul(config.entries_per_owner_max()).saturating_add(65_536)
+}
+
 /// Spare capacity kept by the per-node scratch queues between calls, in items. Zero: a
 /// simulation holds 100,000 nodes, and keeping even 8 items per queue cost 1.7 KB per node
 /// (measured: 15.6 → 13.9 KB per node at 20,000 nodes, 4 % more time).
@@ -82,6 +98,7 @@ impl<P: PeerId + Wire> Node<P> {
         // Broadcast sequence numbers start at a random point so a restarted node never reuses
         // the ids of its previous incarnation that may still sit in peers' caches.
         let next_seq = rng.next_u64() >> 1;
+        let registry_outputs = registry_outputs_max(&config.registry);
         Self {
             me,
             config,
@@ -90,11 +107,19 @@ impl<P: PeerId + Wire> Node<P> {
             registry,
             origin_hash,
             next_seq,
-            hyparview_out: Outbox::new(4096),
-            plumtree_out: Outbox::new(65_536),
-            registry_out: Outbox::new(65_536),
+            hyparview_out: Outbox::new(HYPARVIEW_OUTPUTS_MAX),
+            plumtree_out: Outbox::new(PLUMTREE_OUTPUTS_MAX),
+            registry_out: Outbox::new(registry_outputs),
             internal: VecDeque::new(),
         }
+    }
+
+    /// Most outputs one call of this node can push into the driver's outbox: size the
+    /// driver's [`Outbox`] with it (it allocates only what is pushed).
+    pub fn outputs_per_call_max(config: &Config) -> usize {
+        HYPARVIEW_OUTPUTS_MAX
+            .saturating_add(PLUMTREE_OUTPUTS_MAX)
+            .saturating_add(registry_outputs_max(&config.registry))
     }
 
     /// Arms the periodic timers that do not depend on joining (registry anti-entropy). Call

@@ -134,7 +134,7 @@ impl Network {
             frozen: false,
             background_frozen: false,
             held_timers: Vec::new(),
-            outbox: Outbox::new(1 << 20),
+            outbox: Outbox::new(Node::<NodeIndex>::outputs_per_call_max(&options.node)),
             tracker: Tracker::default(),
             counts: MessageCounts::default(),
             registry_events: Vec::new(),
