@@ -1,7 +1,11 @@
-//! shoal's transport layer.
+//! shoal's transport layer: the data plane between nodes.
 //!
-//! This crate is deliberately empty today: the QUIC transport (CID-steered sockets on glommio
-//! shards, quiche connections, tagged streams, idle GC, migration) and the peer authentication
-//! are built by their own issues. Nothing here pretends to work yet; the protocol layer above
-//! does not depend on it, and the simulator models links above QUIC instead
-//! (docs/ARCHITECTURE.md, "Why QUIC cannot run under virtual time").
+//! Layers, bottom up (docs/ARCHITECTURE.md, "Shards and routing"):
+//! - `sys` — the only module with `unsafe`: the socket factory (SO_REUSEPORT group, buffer sizes,
+//!   the classic-BPF program that steers datagrams by the shard byte of their connection ID),
+//!   GSO/GRO system calls, the RLIMIT_MEMLOCK preflight.
+//! - `tls` — the node's TLS material on disk and the boring context handed to quiche.
+//! - `cid`, `frame`, `config`, `metrics` — pure pieces the shard core is built from.
+//! - `endpoint` — one shard's QUIC endpoint as a synchronous state machine (datagrams in,
+//!   datagrams and events out; no glommio), testable with in-memory pairs.
+//! - `shard` — the glommio driver: sockets, the shard timer, cross-shard hand-offs.
