@@ -8,6 +8,7 @@
 //!   function.
 //! - [`gso`] — batched send (`sendmsg` + UDP_SEGMENT) and receive (`recvmsg` + UDP_GRO).
 //! - [`rlimit`] — the RLIMIT_MEMLOCK preflight glommio needs.
+//! - [`bridge`] — hands a socket built here to glommio for readiness.
 //!
 //! The raw pieces (`addr`, `sockopt`, `cmsg`) are private: they take raw pointers and lengths, so
 //! they stay next to the callers that uphold their contracts.
@@ -18,6 +19,7 @@
 #![allow(unsafe_code)]
 
 mod addr;
+pub mod bridge;
 mod cmsg;
 pub mod gso;
 pub mod rlimit;
@@ -25,6 +27,7 @@ pub mod socket;
 mod sockopt;
 pub mod steer;
 
+pub use bridge::into_glommio;
 pub use gso::{recv_segments, segments, send_segments, RecvMeta, Segments};
 pub use rlimit::{check_memlock, MemlockError};
 pub use socket::{bind_shard_sockets, ShardSockets, SocketError, SocketOptions};
