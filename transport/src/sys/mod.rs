@@ -3,9 +3,9 @@
 //! Everything glommio and the standard library do not expose lives here, behind safe functions:
 //! - [`socket`] — the per-shard UDP socket group (SO_REUSEPORT, explicit buffer sizes, UDP_GRO,
 //!   detection of a port already held by another process).
-//! - [`steer`] — the classic-BPF program that makes the kernel deliver each datagram to the shard
-//!   named by the first byte of its destination connection ID, and the same decision as a pure
-//!   function.
+//! - [`steer`](mod@steer) — the classic-BPF program that makes the kernel deliver each datagram
+//!   to the shard named by the first byte of its destination connection ID, and the same
+//!   decision as a pure function.
 //! - [`gso`] — batched send (`sendmsg` + UDP_SEGMENT) and receive (`recvmsg` + UDP_GRO).
 //! - [`rlimit`] — the RLIMIT_MEMLOCK preflight glommio needs.
 //! - [`bridge`] — hands a socket built here to glommio for readiness.

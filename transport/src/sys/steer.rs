@@ -7,14 +7,16 @@
 //! - [`steer`] — a pure function, for the shard core (to spot datagrams whose DCID belongs to
 //!   another shard, e.g. ones the kernel could not steer) and for benchmarks.
 //!
-//! QUIC packet layouts (RFC 9000 §17.2/§17.3) only the first byte and the DCID offset matter:
+//! Of the QUIC packet layouts (RFC 9000 §17.2, §17.3) only the first byte and the DCID offset
+//! matter:
 //! - long header: bit 0x80 of byte 0 set; 1 byte flags, 4 bytes version, 1 byte DCID length, so
 //!   the DCID starts at byte 6;
 //! - short header: bit 0x80 clear; 1 byte flags, then the DCID at byte 1.
 
 /// Bit of the first byte that marks a long header.
 pub const LONG_HEADER_BIT: u8 = 0x80;
-/// Offset of the first DCID byte in a long-header packet: flags (1) + version (4) + DCID length (1).
+/// Offset of the first DCID byte in a long-header packet:
+/// flags (1) + version (4) + DCID length (1).
 pub const LONG_HEADER_DCID_OFFSET: usize = 6;
 /// Offset of the first DCID byte in a short-header packet: flags (1).
 pub const SHORT_HEADER_DCID_OFFSET: usize = 1;
