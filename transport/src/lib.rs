@@ -9,3 +9,5 @@
 //! - `endpoint` — one shard's QUIC endpoint as a synchronous state machine (datagrams in,
 //!   datagrams and events out; no glommio), testable with in-memory pairs.
 //! - `shard` — the glommio driver: sockets, the shard timer, cross-shard hand-offs.
+
+pub mod tls;
