@@ -14,6 +14,9 @@ mod material;
 mod quic_config;
 pub mod verify;
 
+#[cfg(test)]
+mod tests;
+
 use std::io;
 use std::path::PathBuf;
 
