@@ -56,9 +56,10 @@ pub(crate) fn base_builder(verifier: Arc<dyn PeerVerifier>) -> Result<SslContext
     // would skip the verifier, so a key the verifier has since rejected could reconnect.
     builder.set_options(SslOptions::NO_TICKET);
     // PEER | FAIL_IF_NO_PEER_CERT: a server requests the client's certificate and fails the
-    // handshake without one. Do not call `quiche::Config::verify_peer` on a config built from
-    // this context: it resets the verify mode and disables this callback (measured: a rejecting
-    // verifier then lets the handshake succeed).
+    // handshake without one. Never call `quiche::Config::verify_peer` on a config built from
+    // this context: it overwrites this mode (measured with quiche 0.30: `false` means the
+    // callback never runs, so any key is accepted; `true` drops FAIL_IF_NO_PEER_CERT, so a
+    // server accepts clients without a certificate).
     builder.set_custom_verify_callback(
         SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
         move |ssl| verify_peer(ssl, &*verifier),

@@ -14,8 +14,8 @@
 //!   and shoal never rewrites it.
 //! - `node.crt`, mode 0644: PEM with label `CERTIFICATE` around a self-signed X.509 v3
 //!   certificate: subject = issuer = `CN=<common name>`, a random 64-bit serial, valid from its
-//!   creation for 100 years, the node's Ed25519 key, an Ed25519 signature, no extensions (about
-//!   209 bytes of DER, measured). Nobody checks anything in it but the key (see
+//!   creation for 100 years, the node's Ed25519 key, an Ed25519 signature, no extensions (218 bytes
+//!   of DER with a 6-byte common name, measured). Nobody checks anything in it but the key (see
 //!   [`super::verify`]); it exists because TLS carries keys in certificates.
 //!
 //! The directory is created with mode 0700 when missing; an existing directory is left as it is.

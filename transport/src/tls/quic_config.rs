@@ -211,8 +211,9 @@ impl QuicSettings {
 /// Call it once per shard: a `quiche::Config` is not `Clone` and creating a connection borrows
 /// it mutably, so each shard owns one; building one is cheap next to a handshake.
 ///
-/// Never call `verify_peer` on the result: it would reset the verify mode and silently disable
-/// `verifier` (the tests cover the rejecting path).
+/// Never call `verify_peer` on the result: it overwrites the verify mode set here, and either
+/// value silently weakens authentication (`false`: `verifier` never runs; `true`: a server
+/// accepts clients without a certificate). The handshake tests fail in both cases.
 pub fn quiche_config(
     material: &TlsMaterial,
     settings: &QuicSettings,
