@@ -3,6 +3,7 @@
 
 mod handshake;
 mod material;
+mod settings;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
