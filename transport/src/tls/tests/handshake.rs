@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{
     Pair, Recording, RejectAll, ALERT_BAD_CERTIFICATE, ALERT_CERTIFICATE_REQUIRED,
-    CRYPTO_ERROR_BASE,
+    ALERT_NO_APPLICATION_PROTOCOL, CRYPTO_ERROR_BASE,
 };
 use crate::tls::context::base_builder;
 use crate::tls::quic_config::apply;
@@ -132,6 +132,21 @@ fn server_refuses_a_client_without_certificate() {
     assert_eq!(local.error_code, code, "server closes with certificate_required");
     assert!(!pair.server.is_established());
     assert_eq!(pair.client.peer_error().expect("the client saw the close").error_code, code);
+}
+
+#[test]
+fn a_peer_with_another_alpn_is_refused() {
+    let (a, b) = (material("client"), material("server"));
+    let mut client_config = config(&a, Arc::new(AcceptAnyCertificate));
+    client_config.set_application_protos(&[b"shoal/0"]).expect("ALPN");
+    let mut server_config = config(&b, Arc::new(AcceptAnyCertificate));
+    let mut pair = Pair::new(&mut client_config, &mut server_config, Some("shoal"));
+    pair.exchange();
+
+    let code = CRYPTO_ERROR_BASE + ALERT_NO_APPLICATION_PROTOCOL;
+    let local = pair.server.local_error().expect("the server closed the connection");
+    assert_eq!(local.error_code, code, "server closes with no_application_protocol");
+    assert!(!pair.client.is_established() && !pair.server.is_established());
 }
 
 #[test]

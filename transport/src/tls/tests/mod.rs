@@ -22,6 +22,8 @@ const CRYPTO_ERROR_BASE: u64 = 0x100;
 const ALERT_BAD_CERTIFICATE: u64 = 42;
 /// TLS alert `certificate_required` (RFC 8446 §6).
 const ALERT_CERTIFICATE_REQUIRED: u64 = 116;
+/// TLS alert `no_application_protocol` (RFC 7301 §3.2).
+const ALERT_NO_APPLICATION_PROTOCOL: u64 = 120;
 
 fn addr(s: &str) -> SocketAddr {
     // Invariant: the constants above are valid socket addresses.
