@@ -11,3 +11,4 @@
 //! - `shard` — the glommio driver: sockets, the shard timer, cross-shard hand-offs.
 
 pub mod sys;
+pub mod tls;
