@@ -10,5 +10,12 @@
 //!   datagrams and events out; no glommio), testable with in-memory pairs.
 //! - `shard` — the glommio driver: sockets, the shard timer, cross-shard hand-offs.
 
+pub mod cid;
+pub mod config;
+pub mod directory;
+pub mod endpoint;
+pub mod frame;
+pub mod metrics;
+pub mod shard;
 pub mod sys;
 pub mod tls;
