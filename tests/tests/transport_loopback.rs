@@ -49,7 +49,7 @@ impl Node {
         self.transport.local_addr()
     }
 
-    fn send(&self, to: &Node, lane: Lane, payload: &[u8]) {
+    fn send(&self, to: &Self, lane: Lane, payload: &[u8]) {
         self.transport
             .handle()
             .send(&to.name, to.addr(), lane, Bytes::copy_from_slice(payload))

@@ -9,6 +9,7 @@ use shoal_protocols::NodeName;
 
 use super::event::DownReason;
 use super::queue::Queues;
+use super::settings::EndpointSettings;
 use crate::cid::CID_LEN;
 use crate::frame::FrameReader;
 
@@ -76,6 +77,8 @@ pub(crate) struct Conn {
     pub last_activity: Instant,
     /// Whether LinkUp was reported (LinkDown is reported only then).
     pub announced: bool,
+    /// Whether LinkDown was reported already (at a local close, before draining ends).
+    pub down_reported: bool,
     pub control_in: FrameReader,
     /// Readers of the peer's data lanes, by stream ID (bounded by the peer's uni stream limit).
     pub lanes_in: HashMap<u64, FrameReader>,
@@ -108,16 +111,17 @@ impl std::fmt::Debug for Conn {
 pub(crate) const CONTROL_STREAM: u64 = 0;
 
 impl Conn {
+    /// `path` is (local address, peer address).
     pub(crate) fn new(
         q: quiche::Connection,
         role: Role,
         peer: Option<NodeName>,
-        local_addr: SocketAddr,
-        peer_addr: SocketAddr,
+        path: (SocketAddr, SocketAddr),
         now: Instant,
-        frame_bytes_max: usize,
-        data_lanes: usize,
+        settings: &EndpointSettings,
     ) -> Self {
+        let (local_addr, peer_addr) = path;
+        let (frame_bytes_max, data_lanes) = (settings.frame_bytes_max, settings.data_lanes);
         Self {
             q,
             slot: u32::MAX,
@@ -130,6 +134,7 @@ impl Conn {
             created_at: now,
             last_activity: now,
             announced: false,
+            down_reported: false,
             control_in: FrameReader::new(frame_bytes_max),
             lanes_in: HashMap::new(),
             out: Queues::new(data_lanes),

@@ -70,23 +70,11 @@ impl Endpoint {
         }
         let scid_bytes = cid::new_cid(self.shard, &mut self.rng);
         let scid = quiche::ConnectionId::from_ref(&scid_bytes);
-        let q = match quiche::accept(&scid, None, to, from, &mut self.quic_config) {
-            Ok(q) => q,
-            Err(_) => {
-                Counters::add(&self.metrics.datagrams_dropped, 1);
-                return DatagramOutcome::Dropped;
-            }
+        let Ok(q) = quiche::accept(&scid, None, to, from, &mut self.quic_config) else {
+            Counters::add(&self.metrics.datagrams_dropped, 1);
+            return DatagramOutcome::Dropped;
         };
-        let mut conn = Conn::new(
-            q,
-            Role::Acceptor,
-            None,
-            to,
-            from,
-            now,
-            self.settings.frame_bytes_max,
-            self.settings.data_lanes,
-        );
+        let mut conn = Conn::new(q, Role::Acceptor, None, (to, from), now, &self.settings);
         // Retransmitted Initials still carry the dialer's random DCID until it learns ours.
         conn.cids.push(dcid);
         conn.cids.push(scid_bytes);
@@ -120,11 +108,9 @@ impl Endpoint {
             q,
             Role::Dialer,
             Some(peer.clone()),
-            self.local_addr,
-            addr,
+            (self.local_addr, addr),
             now,
-            self.settings.frame_bytes_max,
-            self.settings.data_lanes,
+            &self.settings,
         );
         conn.cids.push(scid_bytes);
         let slot = self.insert_conn(conn);
@@ -197,21 +183,26 @@ impl Endpoint {
     fn path_events(&mut self, conn: &mut Conn) {
         while let Some(path_event) = conn.q.path_event_next() {
             match path_event {
-                quiche::PathEvent::Validated(local, peer_addr) => {
-                    if conn.migration.is_some_and(|migration| migration.local == local) {
-                        conn.migration = None;
+                quiche::PathEvent::Validated(local, peer_addr)
+                    if conn.migration.is_some_and(|migration| migration.local == local) =>
+                {
+                    conn.migration = None;
+                    if conn.q.migrate(local, peer_addr).is_ok() {
                         conn.local_addr = local;
                         conn.peer_addr = peer_addr;
                         Counters::add(&self.metrics.migrate_ok, 1);
                         self.report_migration(conn, MigrationOutcome::Ok);
-                    }
-                }
-                quiche::PathEvent::FailedValidation(local, _) => {
-                    if conn.migration.is_some_and(|migration| migration.local == local) {
-                        conn.migration = None;
+                    } else {
                         Counters::add(&self.metrics.migrate_failed, 1);
                         self.report_migration(conn, MigrationOutcome::Failed);
                     }
+                }
+                quiche::PathEvent::FailedValidation(local, _)
+                    if conn.migration.is_some_and(|migration| migration.local == local) =>
+                {
+                    conn.migration = None;
+                    Counters::add(&self.metrics.migrate_failed, 1);
+                    self.report_migration(conn, MigrationOutcome::Failed);
                 }
                 quiche::PathEvent::PeerMigrated(local, peer_addr) => {
                     // The dialer moved; follow it (quiche already sends on the new path).
@@ -407,7 +398,8 @@ impl Endpoint {
             }
             let streams = self.metrics.streams.load(std::sync::atomic::Ordering::Relaxed);
             Counters::set(&self.metrics.streams, streams.saturating_sub(conn.tagged.len() as u64));
-            let report = conn.announced || (conn.role == Role::Dialer && !superseded) || unsent > 0;
+            let report = !conn.down_reported
+                && (conn.announced || (conn.role == Role::Dialer && !superseded) || unsent > 0);
             if report {
                 self.events.push_back(Event::LinkDown { peer, reason, unsent_messages: unsent });
             }

@@ -513,6 +513,21 @@ impl Endpoint {
             }
             let this = self.conn_ref(conn.slot);
             self.directory.lock().remove_if(peer, this);
+            if conn.announced {
+                // Report the link down now, not after draining (3 PTOs): a replacing
+                // connection's LinkUp must follow this LinkDown. QUIC drops stream data
+                // of a closed connection, so whatever is still queued is lost here.
+                let queues =
+                    std::mem::replace(&mut conn.out, Queues::new(self.settings.data_lanes));
+                let unsent = queues.frames();
+                conn.down_reported = true;
+                let reason = conn.local_close.clone().unwrap_or(DownReason::Closed);
+                self.events.push_back(Event::LinkDown {
+                    peer: peer.clone(),
+                    reason,
+                    unsent_messages: unsent,
+                });
+            }
         }
     }
 

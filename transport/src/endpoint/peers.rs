@@ -368,7 +368,20 @@ impl Endpoint {
         let Some(mut old_conn) = self.take(old.slot) else { return };
         let mut queues =
             std::mem::replace(&mut old_conn.out, Queues::new(self.settings.data_lanes));
-        self.close_conn(&mut old_conn, close_code::REPLACED, DownReason::Replaced);
+        if old_conn.role == Role::Dialer
+            && matches!(old_conn.phase, Phase::Handshake | Phase::AwaitWelcome)
+        {
+            // Our own dial, not yet welcomed, lost to the peer's dial. The peer rejects it
+            // with DUPLICATE as soon as its HELLO arrives (the peer sees its own dial), and
+            // that close travels in 1-RTT packets the peer can send. Closing it from here
+            // could stall: a client that just completed its handshake has not sent its
+            // Finished yet, and quiche only sends an application close in 1-RTT packets.
+            if self.by_peer.get(&peer) == Some(&old.slot) {
+                self.by_peer.remove(&peer);
+            }
+        } else {
+            self.close_conn(&mut old_conn, close_code::REPLACED, DownReason::Replaced);
+        }
         match new {
             Some(new) => {
                 new.out.append(&mut queues);
@@ -568,7 +581,10 @@ impl Endpoint {
         } else if conn.migration.is_some() {
             Err(MigrateError::InProgress(peer.clone()))
         } else {
-            match conn.q.migrate_source(new_local) {
+            // Probe first: quiche's migrate() switches paths without validating them. The
+            // switch happens when the probe validates (io.rs, path events), so the outcome
+            // reported is the validated one and a dead path never carries traffic.
+            match conn.q.probe_path(new_local, conn.peer_addr) {
                 Ok(_) => {
                     let deadline = now + Duration::from_millis(self.settings.migrate_timeout_ms);
                     conn.migration = Some(Migration { local: new_local, deadline });

@@ -110,7 +110,7 @@ impl Net {
                         );
                     }
                 }
-                while let Some((_, handoff)) = self.nodes[index].poll_handoff() {
+                if let Some((_, handoff)) = self.nodes[index].poll_handoff() {
                     panic!("single-shard node produced a hand-off: {handoff:?}");
                 }
             }

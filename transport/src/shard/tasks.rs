@@ -53,23 +53,29 @@ pub(crate) async fn recv_loop(
                     continue;
                 }
             };
-            let mut guard = state.borrow_mut();
-            let now = Instant::now();
-            let segment_size = meta.segment_size.max(1);
-            for segment in buf[..meta.len].chunks_mut(segment_size) {
-                handled += 1;
-                if let DatagramOutcome::Foreign(owner) =
-                    guard.endpoint.handle_datagram(now, segment, meta.from, local)
-                {
-                    let item =
-                        Item::Datagram { data: segment.to_vec(), from: meta.from, to: local };
-                    guard.outbound.push(owner, item);
+            let yield_now = {
+                let mut guard = state.borrow_mut();
+                let now = Instant::now();
+                let segment_size = meta.segment_size.max(1);
+                for segment in buf[..meta.len].chunks_mut(segment_size) {
+                    handled += 1;
+                    if let DatagramOutcome::Foreign(owner) =
+                        guard.endpoint.handle_datagram(now, segment, meta.from, local)
+                    {
+                        let item =
+                            Item::Datagram { data: segment.to_vec(), from: meta.from, to: local };
+                        guard.outbound.push(owner, item);
+                    }
                 }
-            }
-            if handled >= DRAIN_YIELD_EVERY {
-                handled = 0;
-                guard.flush();
-                drop(guard);
+                if handled >= DRAIN_YIELD_EVERY {
+                    handled = 0;
+                    guard.flush();
+                    true
+                } else {
+                    false
+                }
+            };
+            if yield_now {
                 glommio::yield_if_needed().await;
             }
         }
@@ -155,7 +161,8 @@ pub(crate) async fn mailbox_loop(state: Rc<RefCell<ShardState>>, shard: usize) {
         let mut guard = state.borrow_mut();
         guard.handle_items(items, Instant::now());
         guard.flush();
-        if guard.stopping && guard.endpoint.connections() == 0 {
+        if guard.stopping {
+            // The shard's root future drains the closing connections (bounded) next.
             return;
         }
     }
