@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use crossbeam::channel::{self, Receiver};
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
 use shoal_protocols::NodeName;
 
 pub use handler::{ChannelHandler, HandlerFactory, ShardContext, ShardHandler};
@@ -303,12 +303,34 @@ async fn run_shard(
         timer: signal::Signal::default(),
         stopping: false,
         migrations: HashMap::new(),
+        io_queue: None,
     }));
-    glommio::spawn_local(tasks::recv_loop(Rc::clone(&state), socket, local)).detach();
-    glommio::spawn_local(tasks::writer_loop(Rc::clone(&state))).detach();
-    glommio::spawn_local(tasks::timer_loop(Rc::clone(&state))).detach();
-    // The mailbox task returns once Stop arrived and every connection drained.
-    tasks::mailbox_loop(Rc::clone(&state), shard).await;
+    // Packet I/O (receive, blocked sends, QUIC timers) runs in a latency-sensitive queue with
+    // twice the shares of the mailbox queue (hand-offs and application commands), so a flood
+    // of commands cannot delay ACKs and retransmissions (stack-facts §1.7).
+    let executor = glommio::executor();
+    let io_queue = executor.create_task_queue(
+        Shares::Static(1000),
+        Latency::Matters(Duration::from_millis(1)),
+        "shoal-io",
+    );
+    let control_queue =
+        executor.create_task_queue(Shares::Static(500), Latency::NotImportant, "shoal-control");
+    let spawned = [
+        glommio::spawn_local_into(tasks::recv_loop(Rc::clone(&state), socket, local), io_queue),
+        glommio::spawn_local_into(tasks::writer_loop(Rc::clone(&state)), io_queue),
+        glommio::spawn_local_into(tasks::timer_loop(Rc::clone(&state)), io_queue),
+    ];
+    for task in spawned {
+        // Spawning into a queue created just above cannot fail.
+        task.expect("the I/O queue exists").detach();
+    }
+    state.borrow_mut().io_queue = Some(io_queue);
+    // The mailbox task returns once Stop arrived; the closing connections drain next.
+    match glommio::spawn_local_into(tasks::mailbox_loop(Rc::clone(&state), shard), control_queue) {
+        Ok(mailbox) => mailbox.await,
+        Err(_) => tasks::mailbox_loop(Rc::clone(&state), shard).await,
+    }
     tasks::drain(&state, shutdown_timeout).await;
 }
 

@@ -51,6 +51,8 @@ pub(crate) struct ShardState {
     pub(crate) timer: Signal,
     pub(crate) stopping: bool,
     pub(crate) migrations: HashMap<NodeName, Sender<Result<MigrationOutcome, String>>>,
+    /// The packet-I/O task queue (receive tasks of migration sockets go there too).
+    pub(crate) io_queue: Option<glommio::TaskQueueHandle>,
 }
 
 impl ShardState {

@@ -207,8 +207,17 @@ fn migrate(
     guard.sockets.push(ShardSocket { local, socket: Rc::clone(&socket) });
     guard.migrations.insert(peer, reply);
     guard.flush();
+    let io_queue = guard.io_queue;
     drop(guard);
-    glommio::spawn_local(recv_loop(Rc::clone(state), socket, local)).detach();
+    let task = recv_loop(Rc::clone(state), socket, local);
+    match io_queue {
+        // The I/O queue is created at shard start and never removed, so spawning into it
+        // cannot fail.
+        Some(queue) => glommio::spawn_local_into(task, queue)
+            .expect("the I/O queue lives as long as the shard")
+            .detach(),
+        None => glommio::spawn_local(task).detach(),
+    };
 }
 
 /// Waits until every connection drained or `bound` passed.
