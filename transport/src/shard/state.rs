@@ -25,7 +25,8 @@ pub(crate) struct ShardSocket {
     pub(crate) socket: Rc<glommio::net::UdpSocket>,
 }
 
-/// Datagrams the kernel refused (socket buffer full), sent by the writer task.
+/// Datagrams the kernel refused (socket buffer full), sent by the writer task. At most one
+/// batch waits: `flush` polls no transmits while one does (QUIC keeps the rest queued).
 pub(crate) struct Blocked {
     pub(crate) data: Vec<u8>,
     pub(crate) segment_size: usize,
