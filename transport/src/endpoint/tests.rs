@@ -564,3 +564,35 @@ fn foreign_dcid_is_handed_to_its_owner_shard() {
     );
     assert_eq!(metrics.snapshot().foreign_dcid_handoffs, 1);
 }
+
+#[test]
+fn a_peer_that_stops_reading_costs_a_bounded_queue_and_refusals_are_counted() {
+    let settings =
+        EndpointSettings { peer_queue_bytes_max: 256 << 10, ..EndpointSettings::default() };
+    let mut net = Net::pair_with(settings, EndpointSettings::default());
+    net.connect(0, 1);
+    // b vanishes: nothing it would send (ACKs, flow-control credit) reaches a any more.
+    net.blackhole = true;
+    let payload = vec![0u8; 16 << 10];
+    let mut accepted = 0usize;
+    let mut refused = 0usize;
+    for _ in 0..1_000 {
+        match net.send(0, 1, Lane::Data(0), &payload) {
+            Ok(()) => accepted += 1,
+            Err(SendError::QueueFull { max_bytes, queued_bytes, .. }) => {
+                assert_eq!(max_bytes, 256 << 10);
+                assert!(queued_bytes <= max_bytes);
+                refused += 1;
+            }
+            Err(other) => panic!("unexpected {other}"),
+        }
+        net.pump();
+    }
+    // QUIC takes what flow control allows (1 MiB per stream), the queue what its bound allows.
+    assert!(
+        accepted * payload.len() <= (1 << 20) + (256 << 10) + payload.len(),
+        "accepted {accepted} messages"
+    );
+    assert!(refused > 0);
+    assert_eq!(net.nodes[0].metrics().snapshot().send_queue_overflows, refused as u64);
+}
