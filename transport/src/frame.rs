@@ -21,8 +21,12 @@ pub const HEADER_BYTES: usize = LEN_BYTES + 1;
 /// Transport frame version carried in HELLO.
 pub const VERSION: u8 = 1;
 
-/// Bytes reserved per read from a stream (the reader grows in steps of this size).
-const SINK_STEP_BYTES: usize = 64 * 1024;
+/// Bytes reserved per read from a stream (the reader grows in steps of this size). Small, so
+/// that an idle connection's readers stay small (docs/PERFORMANCE.md, bytes per idle connection).
+const SINK_STEP_BYTES: usize = 16 * 1024;
+
+/// An empty reader keeps at most this much buffer capacity; more is freed.
+const IDLE_CAPACITY_MAX: usize = 4 * 1024;
 
 const KIND_HELLO: u8 = 1;
 const KIND_WELCOME: u8 = 2;
@@ -146,6 +150,15 @@ impl FrameReader {
         // allocating frame_bytes_max up front for every stream.
         self.buf.reserve(room.min(SINK_STEP_BYTES));
         (&mut self.buf).limit(room)
+    }
+
+    /// Frees the buffer when it holds no partial frame and is larger than an idle reader needs
+    /// (call when the stream has nothing more to read). Message payloads already taken keep
+    /// their own share of the allocation.
+    pub fn release_idle(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > IDLE_CAPACITY_MAX {
+            self.buf = BytesMut::new();
+        }
     }
 
     /// Appends bytes (tests and callers without a scratch area).

@@ -194,7 +194,10 @@ impl Endpoint {
             let result = conn.q.stream_recv_buf(stream_id, reader.sink());
             let fin = match result {
                 Ok((_, fin)) => fin,
-                Err(quiche::Error::Done) => return false,
+                Err(quiche::Error::Done) => {
+                    reader.release_idle();
+                    return false;
+                }
                 // Reset by the peer, or gone: nothing more to read from it.
                 Err(_) => return true,
             };

@@ -10,6 +10,9 @@ use bytes::{Buf, BytesMut};
 
 use crate::frame;
 
+/// An empty queue keeps at most this much buffer capacity; more is freed.
+const IDLE_CAPACITY_MAX: usize = 4 * 1024;
+
 /// One ordered lane's unsent frames.
 #[derive(Debug, Default)]
 pub struct OutQueue {
@@ -66,6 +69,10 @@ impl OutQueue {
             self.frame_lens.pop_front();
         }
         debug_assert!(self.frame_lens.is_empty() == self.buf.is_empty());
+        if self.buf.is_empty() && self.buf.capacity() > IDLE_CAPACITY_MAX {
+            // An idle peer's queue should not keep the capacity of its last burst.
+            self.buf = BytesMut::new();
+        }
     }
 
     /// Drops the rest of a head frame that was partly handed to a stream that is gone (the
