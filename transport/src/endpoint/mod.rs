@@ -534,6 +534,16 @@ impl Endpoint {
     /// Closes every connection (node shutdown). Drive `poll_transmit`/`handle_timeout` until
     /// [`Self::connections`] is 0 or the shutdown bound passes.
     pub fn close_all(&mut self, now: Instant) {
+        let mut parked: Vec<(NodeName, Parked)> = self.parked.drain().collect();
+        parked.sort_by(|a, b| a.0.cmp(&b.0));
+        for (peer, waiting) in parked {
+            let unsent = waiting.queues.frames();
+            self.events.push_back(Event::LinkDown {
+                peer,
+                reason: DownReason::Shutdown,
+                unsent_messages: unsent,
+            });
+        }
         for slot in 0..self.slots.len() {
             let slot = u32::try_from(slot).expect("slot count fits u32");
             if let Some(mut conn) = self.take(slot) {
@@ -551,6 +561,19 @@ impl Endpoint {
     /// Stops accepting streams with `tag` (open ones stay).
     pub fn unregister_acceptor(&mut self, tag: &[u8]) {
         self.acceptors.remove(tag);
+    }
+
+    /// Local addresses some connection uses (the driver closes migration sockets that none
+    /// uses any more).
+    pub fn local_addrs_in_use(&self) -> HashSet<SocketAddr> {
+        let mut addrs = HashSet::new();
+        for conn in self.slots.iter().filter_map(|slot| slot.conn.as_deref()) {
+            addrs.insert(conn.local_addr);
+            if let Some(migration) = conn.migration {
+                addrs.insert(migration.local);
+            }
+        }
+        addrs
     }
 
     /// Figures of the active path to `peer`.

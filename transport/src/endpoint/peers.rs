@@ -423,11 +423,10 @@ impl Endpoint {
                 return;
             }
         }
-        // No connection here: redial at once (the redial finds the owner if there is one).
-        self.park(peer.clone(), addr, queues, now);
-        if let Some(parked) = self.parked.get_mut(&peer) {
-            parked.retry_at = now;
-        }
+        // No connection here (it closed while the batch travelled): park; the redial after
+        // `redial_delay_ms` finds the peer's owner or dials. Not at once: two shards whose
+        // views of the directory briefly disagree must not bounce a batch back and forth.
+        self.park(peer, addr, queues, now);
     }
 
     pub(super) fn move_queues(

@@ -294,7 +294,7 @@ async fn run_shard(
         endpoint,
         handler: handlers(shard),
         outbound: Outbound::new(shared.mailboxes.len()),
-        sockets: vec![ShardSocket { local, socket: Rc::clone(&socket) }],
+        sockets: vec![ShardSocket { local, socket: Rc::clone(&socket), _recv_task: None }],
         gso,
         tx_buf: vec![0u8; TX_BUF_BYTES],
         shared: Arc::clone(&shared),

@@ -23,6 +23,10 @@ use crate::sys;
 pub(crate) struct ShardSocket {
     pub(crate) local: SocketAddr,
     pub(crate) socket: Rc<glommio::net::UdpSocket>,
+    /// The receive task of a migration socket; dropping it cancels the task (a cancelled
+    /// `peek_from` consumes nothing), which closes the socket. `None` for the listen socket,
+    /// whose task lives as long as the shard.
+    pub(crate) _recv_task: Option<glommio::Task<()>>,
 }
 
 /// Datagrams the kernel refused (socket buffer full), sent by the writer task. At most one

@@ -176,6 +176,10 @@ fn migrate(
     reply: crossbeam::channel::Sender<Result<crate::endpoint::MigrationOutcome, String>>,
 ) {
     let mut guard = state.borrow_mut();
+    // Drop migration sockets no connection uses any more (their receive tasks end with them).
+    let in_use = guard.endpoint.local_addrs_in_use();
+    let listen = guard.endpoint.local_addr();
+    guard.sockets.retain(|socket| socket.local == listen || in_use.contains(&socket.local));
     if guard.sockets.len() > guard.shared.migration_sockets_max {
         let _ = reply.try_send(Err(format!(
             "this shard already holds migration_sockets_max = {} migration sockets",
@@ -204,20 +208,17 @@ fn migrate(
         return;
     }
     let socket = Rc::new(sys::into_glommio(socket));
-    guard.sockets.push(ShardSocket { local, socket: Rc::clone(&socket) });
-    guard.migrations.insert(peer, reply);
-    guard.flush();
-    let io_queue = guard.io_queue;
-    drop(guard);
-    let task = recv_loop(Rc::clone(state), socket, local);
-    match io_queue {
+    let task = recv_loop(Rc::clone(state), Rc::clone(&socket), local);
+    let recv_task = match guard.io_queue {
         // The I/O queue is created at shard start and never removed, so spawning into it
         // cannot fail.
         Some(queue) => glommio::spawn_local_into(task, queue)
-            .expect("the I/O queue lives as long as the shard")
-            .detach(),
-        None => glommio::spawn_local(task).detach(),
+            .expect("the I/O queue lives as long as the shard"),
+        None => glommio::spawn_local(task),
     };
+    guard.sockets.push(ShardSocket { local, socket, _recv_task: Some(recv_task) });
+    guard.migrations.insert(peer, reply);
+    guard.flush();
 }
 
 /// Waits until every connection drained or `bound` passed.
