@@ -286,6 +286,9 @@ impl Endpoint {
                 self.dirty.pop_front();
                 continue;
             };
+            if conn.phase == Phase::Ready && !conn.out.is_empty() {
+                self.flush(&mut conn, now);
+            }
             let batch = self.fill_batch(&mut conn, buf);
             if batch.is_none() {
                 self.dirty.pop_front();

@@ -92,11 +92,9 @@ impl Endpoint {
             return Err(error);
         }
         push(&mut conn.out, lane, payload);
-        if conn.phase == Phase::Ready {
-            self.flush(&mut conn, now);
-        }
+        // Handed to QUIC in `poll_transmit`: one `stream_send` per lane for all the messages
+        // queued since the last flush, not one per message.
         self.mark_dirty(slot, &mut conn);
-        self.arm_timer(slot, &mut conn);
         self.put(slot, conn);
         Ok(())
     }
