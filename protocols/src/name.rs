@@ -5,13 +5,15 @@
 //! enter (configuration, wire, API); a [`NodeName`] value is always valid.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Maximum length of a node name in bytes.
 pub const NODE_NAME_LEN_MAX: usize = 255;
 
-/// A validated node name.
+/// A validated node name. Cheap to clone (a shared, immutable string): the transport tags every
+/// received message with its sender's name.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct NodeName(String);
+pub struct NodeName(Arc<str>);
 
 /// Why a string is not a valid node name. Nothing was changed; fix the name and retry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,7 +54,7 @@ impl NodeName {
     /// Validates and wraps a name.
     pub fn parse(text: &str) -> Result<Self, NameError> {
         validate(text)?;
-        Ok(Self(text.to_owned()))
+        Ok(Self(Arc::from(text)))
     }
 
     /// The name as text.
