@@ -88,7 +88,7 @@ fn bad_arguments_are_one_line_and_exit_2() {
     refused(&["--workload", "rtt", "--size", "8"], "--size");
     refused(&["--workload", "bulk", "--size", "2000000"], "--size");
     refused(&["--workload", "bulk", "--rate", "1000"], "--rate");
-    refused(&["--workload", "rtt", "--rate", "-5"], "--rate");
+    refused(&["--workload", "rtt", "--rate=-5"], "--rate");
     refused(&["--workload", "messages", "--idle-connections", "10"], "--idle-connections");
     refused(&["--workload", "messages", "--shards", "0"], "--shards");
     refused(&["--workload", "rtt", "--lanes", "2"], "--lanes");

@@ -14,7 +14,7 @@ use shoal_protocols::NodeName;
 use shoal_transport::config::TransportConfig;
 use shoal_transport::endpoint::{Event, Lane, SendError};
 use shoal_transport::shard::{
-    HandlerFactory, ShardContext, ShardHandler, Transport, TransportHandle,
+    HandleError, HandlerFactory, ShardContext, ShardHandler, Transport, TransportHandle,
 };
 
 use super::server::{ServerProcess, ServerStats};
@@ -214,10 +214,14 @@ impl Client {
     }
 
     /// Wakes the shard so that its handler's `on_poll` runs (a mode change takes effect).
+    /// Only an idle shard needs the wake-up; a busy one polls its handler after every input
+    /// anyway, and may take seconds to serve its mailbox while flooding (measured), so a
+    /// timeout here is not an error.
     fn kick(&self) -> anyhow::Result<()> {
-        self.handle
-            .run_on(0, Duration::from_secs(5), |_ctx| {})
-            .map_err(|e| anyhow!("client shard: {e}"))
+        match self.handle.run_on(0, Duration::from_secs(1), |_ctx| {}) {
+            Ok(()) | Err(HandleError::Timeout(_)) => Ok(()),
+            Err(e) => Err(anyhow!("client shard: {e}")),
+        }
     }
 
     fn set_mode(&self, mode: u8) -> anyhow::Result<()> {
@@ -225,12 +229,15 @@ impl Client {
         self.kick()
     }
 
-    /// Path figures of the client's connection (loss, RTT and window diagnostics).
-    fn path(&self, report: &mut super::report::Report) -> anyhow::Result<()> {
+    /// Stops sending, then reads the path figures of the client's connection (loss, RTT and
+    /// window diagnostics). A flooding shard can leave its mailbox unserved for seconds.
+    fn stop_and_read_path(&self, report: &mut super::report::Report) -> anyhow::Result<()> {
+        self.shared.ping.store(false, Ordering::Relaxed);
+        self.set_mode(MODE_IDLE)?;
         let server = NodeName::parse(SERVER_NAME).map_err(|e| anyhow!("server name: {e}"))?;
         let stats = self
             .handle
-            .run_on(0, Duration::from_secs(5), move |ctx| ctx.endpoint().path_stats(&server))
+            .run_on(0, Duration::from_secs(30), move |ctx| ctx.endpoint().path_stats(&server))
             .map_err(|e| anyhow!("client shard: {e}"))?;
         if let Some(stats) = stats {
             report.lost_packets = Some(stats.lost_packets);
@@ -330,7 +337,7 @@ fn measure(
                 report.gbit_per_s = Some(delta.payload_bytes_in as f64 * 8.0 / seconds / 1e9);
             }
             report.set_cpu(client_cpu, server_cpu);
-            client.path(report)?;
+            client.stop_and_read_path(report)?;
         }
         Workload::Rtt => rtt(plan, client, server, report)?,
         Workload::Handshake => unreachable!("handshake has its own client"),
@@ -388,5 +395,5 @@ fn rtt(
     let load = delta.messages_in.saturating_sub(rtt.len());
     report.rtt_load_achieved_msgs_per_s = Some(load as f64 / seconds);
     report.set_cpu(client_cpu, server_cpu);
-    client.path(report)
+    client.stop_and_read_path(report)
 }
