@@ -24,6 +24,7 @@ enum Command {
     /// Run a deterministic cluster simulation (same seed, same output, byte for byte).
     Sim(sim::SimArgs),
     /// Measure the transport on loopback: handshake, messages, rtt or bulk.
+    #[command(long_about = transport::LONG_ABOUT)]
     Transport(transport::TransportArgs),
     /// The server process of `transport` (started by it; not for direct use).
     #[command(hide = true)]

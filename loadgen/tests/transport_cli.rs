@@ -95,6 +95,16 @@ fn bad_arguments_are_one_line_and_exit_2() {
 }
 
 #[test]
+fn help_describes_the_method() {
+    let output = loadgen(&["--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for needle in ["Workloads:", "handshake", "half that rate", "Placement:", "--baseline"] {
+        assert!(help.contains(needle), "--help lacks {needle:?}");
+    }
+}
+
+#[test]
 fn handshake_reports_rate_and_idle_memory() {
     let r = report(&[
         "--workload",

@@ -34,7 +34,8 @@ const CONNECTIONS_MAX: usize = 4_096;
 /// Bound of `--idle-connections` (one client socket each; the fd limit is the real bound).
 const IDLE_CONNECTIONS_MAX: usize = 10_000;
 
-const LONG_ABOUT: &str = "\
+/// The long help of `shoal-loadgen transport` (the method, in brief).
+pub(crate) const LONG_ABOUT: &str = "\
 Benchmarks the shoal transport between two processes on loopback: this binary re-executes
 itself as the server (a shoal Transport on 127.0.0.1, --shards executors); the client runs
 here. Figures are measured at the server over --duration seconds after a 0.5 s warm-up.
@@ -68,7 +69,6 @@ loadgen/src/transport/server.rs).";
 
 /// Options of `shoal-loadgen transport`.
 #[derive(Args, Debug)]
-#[command(long_about = LONG_ABOUT)]
 pub(crate) struct TransportArgs {
     /// handshake, messages, rtt or bulk.
     #[arg(long)]
