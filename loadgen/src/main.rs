@@ -1,10 +1,12 @@
 //! `shoal-loadgen`: benchmarks of shoal.
 //!
-//! `sim` runs the deterministic cluster simulator (docs/SIMULATION.md). Transport workloads
-//! arrive with the transport issue.
+//! `sim` runs the deterministic cluster simulator (docs/SIMULATION.md); `transport` measures
+//! the QUIC transport between two processes on loopback (docs/PERFORMANCE.md, "Transport").
 
+mod host;
 mod rss;
 mod sim;
+mod transport;
 
 use clap::{Parser, Subcommand};
 
@@ -15,16 +17,26 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a deterministic cluster simulation (same seed, same output, byte for byte).
     Sim(sim::SimArgs),
+    /// Measure the transport on loopback: handshake, messages, rtt or bulk.
+    #[command(long_about = transport::LONG_ABOUT)]
+    Transport(transport::TransportArgs),
+    /// The server process of `transport` (started by it; not for direct use).
+    #[command(hide = true)]
+    TransportServer(transport::server::ServerArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => sim::run(args),
+        Command::Transport(args) => transport::run(args),
+        Command::TransportServer(args) => transport::server::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
