@@ -32,7 +32,13 @@ const KEYS: [&str; 18] = [
     "ratio_to_baseline",
 ];
 
+/// One benchmark at a time: each run pins a server and a client process to the machine's
+/// cores, so runs in parallel starve each other (an rtt run beside another workload once
+/// recorded no round trip at all).
+static MACHINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn loadgen(args: &[&str]) -> Output {
+    let _machine = MACHINE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     Command::new(env!("CARGO_BIN_EXE_shoal-loadgen"))
         .arg("transport")
         .args(args)

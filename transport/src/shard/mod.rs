@@ -305,17 +305,23 @@ async fn run_shard(
         migrations: HashMap::new(),
         io_queue: None,
     }));
-    // Packet I/O (receive, blocked sends, QUIC timers) runs in a latency-sensitive queue with
-    // twice the shares of the mailbox queue (hand-offs and application commands), so a flood
-    // of commands cannot delay ACKs and retransmissions (stack-facts §1.7).
+    // Packet I/O (receive, blocked sends, QUIC timers) runs in a queue with twice the shares
+    // of the mailbox queue (hand-offs and application commands), so a flood of commands cannot
+    // delay ACKs and retransmissions (stack-facts §1.7). Both queues are latency-sensitive:
+    // with everything in one queue, a receive flood kept the mailbox from running for seconds
+    // (the benchmark saw `run_on` take up to 9.7 s); `Latency::Matters` makes glommio preempt
+    // the I/O queue for the mailbox within that latency.
     let executor = glommio::executor();
     let io_queue = executor.create_task_queue(
         Shares::Static(1000),
         Latency::Matters(Duration::from_millis(1)),
         "shoal-io",
     );
-    let control_queue =
-        executor.create_task_queue(Shares::Static(500), Latency::NotImportant, "shoal-control");
+    let control_queue = executor.create_task_queue(
+        Shares::Static(500),
+        Latency::Matters(Duration::from_millis(10)),
+        "shoal-control",
+    );
     let spawned = [
         glommio::spawn_local_into(tasks::recv_loop(Rc::clone(&state), socket, local), io_queue),
         glommio::spawn_local_into(tasks::writer_loop(Rc::clone(&state)), io_queue),
