@@ -4,7 +4,7 @@
 //! The runs take the machine's cores (server and client pinned), so they run one at a time.
 
 use std::process::{Command, Output};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use serde_json::Value;
 
@@ -35,10 +35,10 @@ const KEYS: [&str; 18] = [
 /// One benchmark at a time: each run pins a server and a client process to the machine's
 /// cores, so runs in parallel starve each other (an rtt run beside another workload once
 /// recorded no round trip at all).
-static MACHINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static MACHINE: Mutex<()> = Mutex::new(());
 
 fn loadgen(args: &[&str]) -> Output {
-    let _machine = MACHINE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _machine = MACHINE.lock().unwrap_or_else(PoisonError::into_inner);
     Command::new(env!("CARGO_BIN_EXE_shoal-loadgen"))
         .arg("transport")
         .args(args)
