@@ -8,8 +8,6 @@ use std::sync::{Mutex, PoisonError};
 
 use serde_json::Value;
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
 /// The fixed keys of the JSON report, in order.
 const KEYS: [&str; 18] = [
     "workload",
@@ -57,7 +55,6 @@ fn refused(args: &[&str], mentions: &str) {
 
 /// Runs a workload with `--json`; the report, checked for the fixed keys.
 fn report(args: &[&str]) -> serde_json::Map<String, Value> {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
     let output = loadgen(&all);
