@@ -275,6 +275,9 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
+/// Stale timer entries tolerated beyond two per connection before the heap is rebuilt.
+const TIMER_SLACK: usize = 64;
+
 /// Largest DATAGRAM frame payload read at once (quiche caps DATAGRAMs by the path MTU).
 const DGRAM_SCRATCH_BYTES: usize = 65_536;
 
@@ -410,13 +413,32 @@ impl Endpoint {
         if let Some(migration) = conn.migration {
             next = Some(next.map_or(migration.deadline, |at| at.min(migration.deadline)));
         }
-        if next != conn.timer_at {
-            conn.timer_at = next;
-            if let Some(at) = next {
-                let generation = self.slots[slot as usize].generation;
-                self.timers.push(Reverse((at, slot, generation)));
-            }
+        // Queue an entry only when the deadline moves earlier than the one already queued.
+        // A later deadline keeps the earlier entry: it fires once, finds nothing due, and
+        // re-arms with the real deadline. (Pushing on every change queued one entry per
+        // datagram — the idle timer moves with each packet — and the heap grew by hundreds of
+        // thousands of stale entries per second under load.)
+        let Some(at) = next else { return };
+        if conn.timer_at.is_some_and(|queued| queued <= at) {
+            return;
         }
+        conn.timer_at = Some(at);
+        let generation = self.slots[slot as usize].generation;
+        self.timers.push(Reverse((at, slot, generation)));
+        if self.timers.len() > 2 * self.live + TIMER_SLACK {
+            self.compact_timers();
+        }
+    }
+
+    /// Rebuilds the timer heap from the live connections' queued deadlines, dropping stale
+    /// entries: the heap never holds more than `2 × connections + TIMER_SLACK` entries.
+    fn compact_timers(&mut self) {
+        let live = self.slots.iter().enumerate().filter_map(|(slot, entry)| {
+            let at = entry.conn.as_ref()?.timer_at?;
+            let slot = u32::try_from(slot).expect("slot count fits u32");
+            Some(Reverse((at, slot, entry.generation)))
+        });
+        self.timers = live.collect();
     }
 
     /// The earliest instant at which [`Self::handle_timeout`] has work.

@@ -212,6 +212,27 @@ fn messages_flow_both_ways_in_order_per_lane() {
     assert_eq!(a.messages_in, 50);
     assert_eq!(a.connections_established, 1);
     assert!(a.packets_in > 0 && a.bytes_in > 0);
+    for node in &net.nodes {
+        assert!(
+            node.timers.len() <= 2 * node.connections() + TIMER_SLACK,
+            "timer heap holds {} entries",
+            node.timers.len()
+        );
+    }
+}
+
+#[test]
+fn timer_heap_stays_bounded_under_traffic() {
+    let mut net = Net::pair();
+    net.connect(0, 1);
+    let mut max_heap = 0;
+    for round in 0..2_000u32 {
+        net.send(0, 1, Lane::Data(0), &round.to_be_bytes()).expect("queued");
+        net.pump();
+        max_heap = max_heap.max(net.nodes[0].timers.len()).max(net.nodes[1].timers.len());
+    }
+    assert!(max_heap <= 2 + TIMER_SLACK, "the heap grew to {max_heap} entries for one connection");
+    net.pump_until("all delivered", |net| net.messages(1).len() == 2_001);
 }
 
 #[test]
