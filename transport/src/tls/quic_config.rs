@@ -85,12 +85,16 @@ pub struct QuicSettings {
     /// which only takes effect if the sender honours it. Default true (quiche default).
     pub enable_pacing: bool,
     /// Ceiling of the connection flow-control window as quiche auto-tunes it, in bytes.
-    /// Default 24 MiB (quiche default, also tokio-quiche's). Range
-    /// `initial_max_data_bytes`..=1 GiB.
+    /// Default 10 MiB = `initial_max_data_bytes`, i.e. no auto-tuning (measured: with quiche's
+    /// 24 MiB, a one-core receiver flooded over loopback let its windows and the sender's
+    /// congestion window grow into multi-second stalls — 2 of 6 `shoal-loadgen transport
+    /// --workload messages` runs fell to 0.1–0.3 M msg/s with a 2.5 s smoothed RTT; capped,
+    /// 8 of 8 runs held 3.6–4.4 M msg/s with no loss; docs/PERFORMANCE.md). Range
+    /// `initial_max_data_bytes`..=1 GiB; raise it for long fat paths.
     pub max_connection_window_bytes: u64,
     /// Ceiling of each stream's flow-control window as quiche auto-tunes it, in bytes. Default
-    /// 16 MiB (quiche default, also tokio-quiche's). Range `initial_max_stream_data_bytes`..=1
-    /// GiB.
+    /// 1 MiB = `initial_max_stream_data_bytes` (measured, same runs as above; quiche's default
+    /// is 16 MiB). Range `initial_max_stream_data_bytes`..=1 GiB.
     pub max_stream_window_bytes: u64,
     /// RTT assumed before the first sample, in ms; sets the first retransmission timeouts.
     /// Default 333 (quiche default, RFC 9002 §6.2.2). Range 1..=10,000.
@@ -113,8 +117,8 @@ impl Default for QuicSettings {
             disable_active_migration: false,
             cc_algorithm: CongestionControlAlgorithm::CUBIC,
             enable_pacing: true,
-            max_connection_window_bytes: 24 * 1024 * 1024,
-            max_stream_window_bytes: 16 * 1024 * 1024,
+            max_connection_window_bytes: 10 * 1024 * 1024,
+            max_stream_window_bytes: 1024 * 1024,
             initial_rtt_ms: 333,
         }
     }
