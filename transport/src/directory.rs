@@ -30,22 +30,11 @@ pub struct ConnRef {
     pub generation: u32,
 }
 
-/// Where a peer's connection stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryState {
-    /// This node dialled and waits for the peer's WELCOME.
-    Dialing,
-    /// HELLO/WELCOME done: messages flow on this connection.
-    Ready,
-}
-
 /// One peer's entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
     /// The connection.
     pub conn: ConnRef,
-    /// Dialling or ready.
-    pub state: EntryState,
     /// Whether this node dialled the connection.
     pub dialled_by_us: bool,
     /// The peer's incarnation once its HELLO or WELCOME arrived.
@@ -173,13 +162,8 @@ mod tests {
         NodeName::parse(text).expect("valid test name")
     }
 
-    fn entry(dialled_by_us: bool, state: EntryState, incarnation: Option<u64>) -> Entry {
-        Entry {
-            conn: ConnRef { shard: 0, slot: 1, generation: 1 },
-            state,
-            dialled_by_us,
-            incarnation,
-        }
+    fn entry(dialled_by_us: bool, incarnation: Option<u64>) -> Entry {
+        Entry { conn: ConnRef { shard: 0, slot: 1, generation: 1 }, dialled_by_us, incarnation }
     }
 
     #[test]
@@ -192,35 +176,25 @@ mod tests {
     fn simultaneous_dials_keep_the_lower_names_connection_on_both_sides() {
         let (a, b) = (name("a@h"), name("b@h"));
         // On a: its own dial is pending; b's dial arrives. a is lower, so a's dial wins.
-        let on_a = decide_hello(Some(&entry(true, EntryState::Dialing, None)), &a, &b, 9);
+        let on_a = decide_hello(Some(&entry(true, None)), &a, &b, 9);
         assert_eq!(on_a, HelloDecision::Reject);
         // On b: its own dial is pending; a's dial arrives and wins, replacing b's dial.
-        let on_b = decide_hello(Some(&entry(true, EntryState::Dialing, None)), &b, &a, 7);
+        let on_b = decide_hello(Some(&entry(true, None)), &b, &a, 7);
         assert!(matches!(on_b, HelloDecision::Accept { replaces: Some(_) }));
         // Same when a's dial had already been welcomed on a's side.
-        let on_a_ready = decide_hello(Some(&entry(true, EntryState::Ready, Some(9))), &a, &b, 9);
+        let on_a_ready = decide_hello(Some(&entry(true, Some(9))), &a, &b, 9);
         assert_eq!(on_a_ready, HelloDecision::Reject);
     }
 
     #[test]
     fn restarted_peer_replaces_the_stale_connection() {
-        let decision = decide_hello(
-            Some(&entry(true, EntryState::Ready, Some(1))),
-            &name("a@h"),
-            &name("b@h"),
-            2,
-        );
+        let decision = decide_hello(Some(&entry(true, Some(1))), &name("a@h"), &name("b@h"), 2);
         assert!(matches!(decision, HelloDecision::Accept { replaces: Some(_) }));
     }
 
     #[test]
     fn peer_redialling_its_own_connection_replaces_it() {
-        let decision = decide_hello(
-            Some(&entry(false, EntryState::Ready, Some(1))),
-            &name("a@h"),
-            &name("b@h"),
-            1,
-        );
+        let decision = decide_hello(Some(&entry(false, Some(1))), &name("a@h"), &name("b@h"), 1);
         assert!(matches!(decision, HelloDecision::Accept { replaces: Some(_) }));
     }
 
@@ -231,14 +205,8 @@ mod tests {
         let old = ConnRef { shard: 0, slot: 1, generation: 1 };
         let new = ConnRef { shard: 1, slot: 1, generation: 1 };
         let mut guard = dir.lock();
-        guard.insert(
-            name("b@h"),
-            Entry { conn: old, state: EntryState::Ready, dialled_by_us: true, incarnation: None },
-        );
-        guard.insert(
-            name("b@h"),
-            Entry { conn: new, state: EntryState::Ready, dialled_by_us: false, incarnation: None },
-        );
+        guard.insert(name("b@h"), Entry { conn: old, dialled_by_us: true, incarnation: None });
+        guard.insert(name("b@h"), Entry { conn: new, dialled_by_us: false, incarnation: None });
         assert!(!guard.remove_if(&name("b@h"), old));
         drop(guard);
         assert_eq!(dir.owner(&name("b@h")), Some(1));

@@ -70,7 +70,6 @@ pub(crate) struct Conn {
     pub phase: Phase,
     /// Known at dial time for the dialer, from HELLO for the acceptor.
     pub peer: Option<NodeName>,
-    pub peer_incarnation: Option<u64>,
     pub peer_addr: SocketAddr,
     pub local_addr: SocketAddr,
     pub created_at: Instant,
@@ -128,7 +127,6 @@ impl Conn {
             role,
             phase: Phase::Handshake,
             peer,
-            peer_incarnation: None,
             peer_addr,
             local_addr,
             created_at: now,

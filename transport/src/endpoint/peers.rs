@@ -11,7 +11,7 @@ use super::conn::{Conn, Migration, Phase, Role, CONTROL_STREAM};
 use super::event::{close_code, DownReason, Event, Lane};
 use super::io::protocol_violation;
 use super::{Endpoint, Handoff, MigrateError, Parked, Queues, SendError};
-use crate::directory::{decide_hello, ConnRef, Entry, EntryState, HelloDecision};
+use crate::directory::{decide_hello, ConnRef, Entry, HelloDecision};
 use crate::frame::{self, Frame, FrameError, FrameReader};
 use crate::metrics::Counters;
 
@@ -35,7 +35,7 @@ impl Endpoint {
             });
         }
         let slot = match self.by_peer.get(peer) {
-            Some(&slot) => Some(slot),
+            Some(&slot) => slot,
             None => {
                 if let Some(parked) = self.parked.get_mut(peer) {
                     let queued = parked.queues.bytes();
@@ -49,34 +49,13 @@ impl Endpoint {
                     push(&mut parked.queues, lane, payload);
                     return Ok(());
                 }
-                let table = std::sync::Arc::clone(&self.directory);
-                let mut directory = table.lock();
-                if let Some(entry) = directory.get(peer) {
-                    if entry.conn.shard != self.shard {
-                        return Err(SendError::OtherShard {
-                            peer: peer.clone(),
-                            shard: entry.conn.shard,
-                        });
-                    }
-                }
-                // Claim the peer for this shard while the lock is held, so no other shard
-                // dials it at the same time.
-                let slot = self.dial(now, peer, addr)?;
-                let entry = Entry {
-                    conn: self.conn_ref(slot),
-                    state: EntryState::Dialing,
-                    dialled_by_us: true,
-                    incarnation: None,
-                };
-                directory.insert(peer.clone(), entry);
-                drop(directory);
+                let slot = self.claim_and_dial(now, peer, addr)?;
                 if let Some(conn) = self.take(slot) {
                     self.after_io(slot, conn, now);
                 }
-                Some(slot)
+                slot
             }
         };
-        let slot = slot.expect("set on both branches");
         let Some(mut conn) = self.take(slot) else {
             return Err(SendError::NotConnected { peer: peer.clone() });
         };
@@ -97,6 +76,27 @@ impl Endpoint {
         self.mark_dirty(slot, &mut conn);
         self.put(slot, conn);
         Ok(())
+    }
+
+    /// Claims `peer` for this shard in the directory and dials it, both under the directory
+    /// lock, so two shards never dial one peer. `OtherShard` when another shard holds it.
+    fn claim_and_dial(
+        &mut self,
+        now: Instant,
+        peer: &NodeName,
+        addr: SocketAddr,
+    ) -> Result<u32, SendError> {
+        let table = std::sync::Arc::clone(&self.directory);
+        let mut directory = table.lock();
+        if let Some(entry) = directory.get(peer) {
+            if entry.conn.shard != self.shard {
+                return Err(SendError::OtherShard { peer: peer.clone(), shard: entry.conn.shard });
+            }
+        }
+        let slot = self.dial(now, peer, addr)?;
+        let entry = Entry { conn: self.conn_ref(slot), dialled_by_us: true, incarnation: None };
+        directory.insert(peer.clone(), entry);
+        Ok(slot)
     }
 
     /// Sends a DATAGRAM (unordered, unreliable, at most one path MTU) on an established
@@ -265,18 +265,13 @@ impl Endpoint {
             let mut directory = self.directory.lock();
             let decision = decide_hello(directory.get(&peer), &self.name, &peer, incarnation);
             if let HelloDecision::Accept { .. } = decision {
-                let entry = Entry {
-                    conn: this,
-                    state: EntryState::Ready,
-                    dialled_by_us: false,
-                    incarnation: Some(incarnation),
-                };
+                let entry =
+                    Entry { conn: this, dialled_by_us: false, incarnation: Some(incarnation) };
                 directory.insert(peer.clone(), entry);
             }
             decision
         };
         conn.peer = Some(peer.clone());
-        conn.peer_incarnation = Some(incarnation);
         match decision {
             HelloDecision::Reject => {
                 self.close_conn(conn, close_code::DUPLICATE, DownReason::Replaced);
@@ -305,25 +300,18 @@ impl Endpoint {
     fn on_welcome(&mut self, conn: &mut Conn, incarnation: u64, now: Instant) {
         let this = self.conn_ref(conn.slot);
         let peer = conn.peer.clone().expect("dialled connections know their peer");
-        conn.peer_incarnation = Some(incarnation);
         let owner = {
             let mut directory = self.directory.lock();
             match directory.get(&peer).copied() {
                 Some(entry) if entry.conn == this => {
-                    directory.insert(
-                        peer.clone(),
-                        Entry { state: EntryState::Ready, incarnation: Some(incarnation), ..entry },
-                    );
+                    directory
+                        .insert(peer.clone(), Entry { incarnation: Some(incarnation), ..entry });
                     None
                 }
                 Some(entry) => Some(entry.conn),
                 None => {
-                    let entry = Entry {
-                        conn: this,
-                        state: EntryState::Ready,
-                        dialled_by_us: true,
-                        incarnation: Some(incarnation),
-                    };
+                    let entry =
+                        Entry { conn: this, dialled_by_us: true, incarnation: Some(incarnation) };
                     directory.insert(peer.clone(), entry);
                     None
                 }
@@ -412,44 +400,37 @@ impl Endpoint {
         }
     }
 
-    /// Messages for `peer` arrive from another shard or from a closed connection here.
+    /// Messages for `peer` arrive from another shard or from a closed connection here: they
+    /// join the peer's connection on this shard, or wait parked. Parked, not re-sent at once:
+    /// the redial after `redial_delay_ms` finds the peer's owner or dials, and two shards whose
+    /// views of the directory briefly disagree must not bounce a batch back and forth. (The
+    /// owner may also be the connection being processed right now, out of its slot.)
     fn adopt_queues(&mut self, now: Instant, peer: NodeName, addr: SocketAddr, mut queues: Queues) {
         if let Some(&slot) = self.by_peer.get(&peer) {
             if let Some(mut conn) = self.take(slot) {
-                conn.out.append(&mut queues);
-                self.after_io(slot, conn, now);
-                return;
-            }
-        }
-        // No connection here (it closed while the batch travelled): park; the redial after
-        // `redial_delay_ms` finds the peer's owner or dials. Not at once: two shards whose
-        // views of the directory briefly disagree must not bounce a batch back and forth.
-        self.park(peer, addr, queues, now);
-    }
-
-    pub(super) fn move_queues(
-        &mut self,
-        peer: NodeName,
-        addr: SocketAddr,
-        mut queues: Queues,
-        owner: ConnRef,
-        now: Instant,
-    ) {
-        if owner.shard != self.shard {
-            self.handoffs.push_back((owner.shard, Handoff::Queues { peer, addr, queues }));
-            return;
-        }
-        if let Some(&slot) = self.by_peer.get(&peer) {
-            if let Some(mut conn) = self.slots[slot as usize].conn.take() {
                 conn.out.append(&mut queues);
                 self.mark_dirty(slot, &mut conn);
                 self.put(slot, conn);
                 return;
             }
         }
-        // The owner is the connection being processed (taken out of its slot): park and let
-        // the redial find it.
         self.park(peer, addr, queues, now);
+    }
+
+    /// Sends `peer`'s messages to the shard of its connection `owner`.
+    pub(super) fn move_queues(
+        &mut self,
+        peer: NodeName,
+        addr: SocketAddr,
+        queues: Queues,
+        owner: ConnRef,
+        now: Instant,
+    ) {
+        if owner.shard == self.shard {
+            self.adopt_queues(now, peer, addr, queues);
+        } else {
+            self.handoffs.push_back((owner.shard, Handoff::Queues { peer, addr, queues }));
+        }
     }
 
     /// Holds messages for `peer` until a connection appears or the redial delay passes.
@@ -491,23 +472,18 @@ impl Endpoint {
                     continue;
                 }
             }
-            // Nobody holds a connection to the peer: dial it from here.
-            let dialled = {
-                let table = std::sync::Arc::clone(&self.directory);
-                let mut directory = table.lock();
-                match self.dial(now, &peer, parked.addr) {
-                    Ok(slot) => {
-                        let entry = Entry {
-                            conn: self.conn_ref(slot),
-                            state: EntryState::Dialing,
-                            dialled_by_us: true,
-                            incarnation: None,
-                        };
-                        directory.insert(peer.clone(), entry);
-                        Some(slot)
-                    }
-                    Err(_) => None,
+            // Nobody holds a connection to the peer: dial it from here (or hand the messages to
+            // the shard that claimed it in the meantime).
+            let dialled = match self.claim_and_dial(now, &peer, parked.addr) {
+                Ok(slot) => Some(slot),
+                Err(SendError::OtherShard { shard, .. }) => {
+                    self.handoffs.push_back((
+                        shard,
+                        Handoff::Queues { peer, addr: parked.addr, queues: parked.queues },
+                    ));
+                    continue;
                 }
+                Err(_) => None,
             };
             match dialled.and_then(|slot| self.take(slot).map(|conn| (slot, conn))) {
                 Some((slot, mut conn)) => {

@@ -102,6 +102,7 @@ impl OutQueue {
 
     /// Whether the head frame was partly handed to QUIC (the rest must follow on the same
     /// stream).
+    #[cfg(test)]
     pub fn head_partly_written(&self) -> bool {
         self.head_written > 0
     }
