@@ -123,16 +123,6 @@ pub enum Handoff {
     },
 }
 
-impl Handoff {
-    /// Messages carried (for metrics and shutdown accounting).
-    pub fn messages(&self) -> usize {
-        match self {
-            Self::Queues { queues, .. } => queues.frames(),
-            Self::CloseReplaced { .. } => 0,
-        }
-    }
-}
-
 /// Why a send was refused. Nothing was queued; the caller still holds its message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
@@ -161,6 +151,13 @@ pub enum SendError {
         /// The peer.
         peer: NodeName,
         /// Its owner shard.
+        shard: usize,
+    },
+    /// The shard that owns the peer has not taken hand-offs for a long time (its backlog
+    /// reached `OUTBOUND_ITEMS_MAX`); nothing was queued (counted). Retry later.
+    #[error("shard {shard}, which owns the peer, is not keeping up; retry later")]
+    OwnerBusy {
+        /// The owner shard.
         shard: usize,
     },
     /// The shard holds `connections_max` connections; retry after some close.
@@ -441,15 +438,20 @@ impl Endpoint {
         self.timers = live.collect();
     }
 
+    /// Whether a heap entry is still its connection's queued deadline (not re-armed, not a
+    /// connection that left its slot).
+    fn timer_entry_live(&self, at: Instant, slot: u32, generation: u32) -> bool {
+        self.slots.get(slot as usize).is_some_and(|entry| {
+            entry.generation == generation
+                && entry.conn.as_ref().is_some_and(|conn| conn.timer_at == Some(at))
+        })
+    }
+
     /// The earliest instant at which [`Self::handle_timeout`] has work.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         // Drop stale heap entries (connections re-armed or gone) so the answer is exact.
         while let Some(&Reverse((at, slot, generation))) = self.timers.peek() {
-            let live = self.slots.get(slot as usize).is_some_and(|entry| {
-                entry.generation == generation
-                    && entry.conn.as_ref().is_some_and(|conn| conn.timer_at == Some(at))
-            });
-            if live {
+            if self.timer_entry_live(at, slot, generation) {
                 break;
             }
             self.timers.pop();
@@ -470,11 +472,7 @@ impl Endpoint {
                 break;
             }
             self.timers.pop();
-            let valid = self.slots.get(slot as usize).is_some_and(|entry| {
-                entry.generation == generation
-                    && entry.conn.as_ref().is_some_and(|conn| conn.timer_at == Some(at))
-            });
-            if valid {
+            if self.timer_entry_live(at, slot, generation) {
                 due.push(slot);
             }
         }

@@ -10,7 +10,7 @@ use crossbeam::channel::{Sender, TrySendError};
 use shoal_protocols::NodeName;
 
 use crate::endpoint::{Endpoint, Event, Handoff, Lane, SendError};
-use crate::metrics::{Counters, ShardMetrics};
+use crate::metrics::Counters;
 
 /// Per-shard application code. Runs on the shard's thread: no locks, no hops.
 pub trait ShardHandler: 'static {
@@ -44,6 +44,10 @@ pub(crate) enum Item {
     Stop,
 }
 
+/// Items that may wait for one target shard whose mailbox is full. Guess: 64 full batches
+/// worth of datagrams; a shard this far behind sheds load rather than grow without bound.
+pub(crate) const OUTBOUND_ITEMS_MAX: usize = 65_536;
+
 /// Items waiting to be delivered to each shard at the end of the current flush.
 #[derive(Default)]
 pub(crate) struct Outbound {
@@ -55,8 +59,16 @@ impl Outbound {
         Self { batches: (0..shards).map(|_| Vec::new()).collect() }
     }
 
-    pub(crate) fn push(&mut self, shard: usize, item: Item) {
-        self.batches[shard].push(item);
+    /// Queues `item` for `shard`; gives it back when `OUTBOUND_ITEMS_MAX` items already wait
+    /// for that shard (its mailbox has stayed full through many flushes: it is stuck or far
+    /// behind). The caller reports or counts the refusal.
+    pub(crate) fn push(&mut self, shard: usize, item: Item) -> Result<(), Box<Item>> {
+        let batch = &mut self.batches[shard];
+        if batch.len() >= OUTBOUND_ITEMS_MAX {
+            return Err(Box::new(item));
+        }
+        batch.push(item);
+        Ok(())
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -113,8 +125,10 @@ impl ShardContext<'_> {
                     lane,
                     payload: Bytes::copy_from_slice(payload),
                 };
-                self.outbound.push(shard, item);
-                Ok(())
+                self.outbound.push(shard, item).map_err(|_| {
+                    Counters::add(&self.endpoint.metrics().send_queue_overflows, 1);
+                    SendError::OwnerBusy { shard }
+                })
             }
             other => other,
         }
@@ -128,13 +142,12 @@ impl ShardContext<'_> {
 #[derive(Debug)]
 pub struct ChannelHandler {
     events: Sender<(usize, Event)>,
-    metrics: Arc<ShardMetrics>,
 }
 
 impl ChannelHandler {
     /// A handler feeding `events`.
-    pub fn new(events: Sender<(usize, Event)>, metrics: Arc<ShardMetrics>) -> Self {
-        Self { events, metrics }
+    pub fn new(events: Sender<(usize, Event)>) -> Self {
+        Self { events }
     }
 }
 
@@ -143,8 +156,23 @@ impl ShardHandler for ChannelHandler {
         match self.events.try_send((ctx.shard(), event)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                Counters::add(&self.metrics.handler_events_dropped, 1);
+                Counters::add(&ctx.endpoint().metrics().handler_events_dropped, 1);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbound_refuses_beyond_its_bound_per_target() {
+        let mut outbound = Outbound::new(2);
+        for _ in 0..OUTBOUND_ITEMS_MAX {
+            assert!(outbound.push(1, Item::Stop).is_ok());
+        }
+        assert!(matches!(outbound.push(1, Item::Stop).map_err(|item| *item), Err(Item::Stop)));
+        assert!(outbound.push(0, Item::Stop).is_ok(), "another target has its own room");
     }
 }

@@ -118,14 +118,9 @@ impl Transport {
         events_max: usize,
     ) -> Result<(Self, Receiver<(usize, Event)>), StartError> {
         let (sender, receiver) = channel::bounded(events_max);
-        let metrics_slot: Arc<std::sync::Mutex<Vec<Arc<ShardMetrics>>>> = Arc::default();
-        let slot = Arc::clone(&metrics_slot);
-        let factory: HandlerFactory = Arc::new(move |shard| {
-            let metrics =
-                slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[shard].clone();
-            Box::new(ChannelHandler::new(sender.clone(), metrics))
-        });
-        Self::start_inner(config, factory, Arc::new(AcceptAnyCertificate), Some(metrics_slot))
+        let factory: HandlerFactory =
+            Arc::new(move |_shard| Box::new(ChannelHandler::new(sender.clone())));
+        Self::start_with_verifier(config, factory, Arc::new(AcceptAnyCertificate))
             .map(|transport| (transport, receiver))
     }
 
@@ -134,15 +129,6 @@ impl Transport {
         config: TransportConfig,
         handlers: HandlerFactory,
         verifier: Arc<dyn PeerVerifier>,
-    ) -> Result<Self, StartError> {
-        Self::start_inner(config, handlers, verifier, None)
-    }
-
-    fn start_inner(
-        config: TransportConfig,
-        handlers: HandlerFactory,
-        verifier: Arc<dyn PeerVerifier>,
-        metrics_slot: Option<Arc<std::sync::Mutex<Vec<Arc<ShardMetrics>>>>>,
     ) -> Result<Self, StartError> {
         config.validate()?;
         sys::check_memlock(config.shards)?;
@@ -163,9 +149,6 @@ impl Transport {
         let local_addr = group.local_addr;
         let metrics: Vec<Arc<ShardMetrics>> =
             (0..config.shards).map(|_| Arc::new(ShardMetrics::default())).collect();
-        if let Some(slot) = metrics_slot {
-            *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = metrics.clone();
-        }
         let shared = Arc::new(Shared {
             mailboxes: (0..config.shards)
                 .map(|_| Mailbox::new(config.mailbox_batches_max))

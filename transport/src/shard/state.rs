@@ -96,7 +96,13 @@ impl ShardState {
                 }
             }
             while let Some((shard, handoff)) = self.endpoint.poll_handoff() {
-                self.outbound.push(shard, Item::Handoff(handoff));
+                if let Err(lost) = self.outbound.push(shard, Item::Handoff(handoff)) {
+                    // The owner shard is stuck: its messages are lost to this link, counted.
+                    if let Item::Handoff(crate::endpoint::Handoff::Queues { queues, .. }) = *lost {
+                        let metrics = self.endpoint.metrics();
+                        Counters::add(&metrics.send_queue_overflows, queues.frames() as u64);
+                    }
+                }
             }
             if !progressed {
                 break;

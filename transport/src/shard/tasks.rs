@@ -64,7 +64,10 @@ pub(crate) async fn recv_loop(
                     {
                         let item =
                             Item::Datagram { data: segment.to_vec(), from: meta.from, to: local };
-                        guard.outbound.push(owner, item);
+                        if guard.outbound.push(owner, item).is_err() {
+                            // Owner shard stuck: drop like a full socket buffer would.
+                            Counters::add(&guard.endpoint.metrics().datagrams_dropped, 1);
+                        }
                     }
                 }
                 if handled >= DRAIN_YIELD_EVERY {
