@@ -7,7 +7,7 @@ use std::fmt::Debug;
 use bytes::Bytes;
 use proptest::prelude::*;
 use shoal_protocols::hlc::Hlc;
-use shoal_protocols::hyparview::{self, Priority};
+use shoal_protocols::hyparview;
 use shoal_protocols::node::Message;
 use shoal_protocols::plumtree::{self, Gossip, IHave, MessageId, Tag};
 use shoal_protocols::registry::{
@@ -19,6 +19,9 @@ use shoal_protocols::wire::{
 };
 use shoal_protocols::NodeName;
 
+mod common;
+use common::{hyparview_message, mutated};
+
 /// Small bounds so generated messages sometimes exceed them.
 fn small_limits() -> Limits {
     Limits { frame_size_max: 4096, payload_size_max: 64, list_len_max: 8 }
@@ -28,27 +31,6 @@ fn node_name() -> BoxedStrategy<NodeName> {
     "[A-Za-z0-9_][A-Za-z0-9_.-]{0,12}@[A-Za-z0-9_][A-Za-z0-9_.-]{0,12}"
         .prop_map(|s| NodeName::parse(&s).expect("the regex only produces valid names"))
         .boxed()
-}
-
-fn hyparview_message<P: Debug + Clone + 'static>(
-    peer: BoxedStrategy<P>,
-) -> impl Strategy<Value = hyparview::Message<P>> {
-    use hyparview::Message as M;
-    let list = prop::collection::vec(peer.clone(), 0..=8);
-    prop_oneof![
-        Just(M::Join),
-        (peer.clone(), any::<u8>()).prop_map(|(peer, ttl)| M::ForwardJoin { peer, ttl }),
-        prop_oneof![Just(Priority::High), Just(Priority::Low)]
-            .prop_map(|priority| M::Neighbor { priority }),
-        any::<bool>().prop_map(|accepted| M::NeighborReply { accepted }),
-        any::<bool>().prop_map(|leaving| M::Disconnect { leaving }),
-        (peer, any::<u8>(), list.clone()).prop_map(|(origin, ttl, peers)| M::Shuffle {
-            origin,
-            ttl,
-            peers
-        }),
-        list.prop_map(|peers| M::ShuffleReply { peers }),
-    ]
 }
 
 fn plumtree_message() -> impl Strategy<Value = plumtree::Message> {
@@ -135,7 +117,7 @@ fn node_message<P: Debug + Clone + 'static>(
     peer: BoxedStrategy<P>,
 ) -> impl Strategy<Value = Message<P>> {
     prop_oneof![
-        hyparview_message(peer.clone()).prop_map(Message::Hyparview),
+        hyparview_message(peer.clone(), 8).prop_map(Message::Hyparview),
         plumtree_message().prop_map(Message::Plumtree),
         registry_message(peer).prop_map(Message::Registry),
     ]
@@ -187,18 +169,6 @@ fn canonical_and_consistent<P: Wire + PartialEq + Debug>(
         prop_assert_eq!(decoded, Err(DecodeError::UnknownTag { what: "message type", tag: code }));
     }
     Ok(())
-}
-
-/// A valid frame with one byte changed, or cut short, or extended.
-fn mutated(frame: Bytes, pos: usize, byte: u8, how: u8) -> Vec<u8> {
-    let mut v = frame.to_vec();
-    let pos = pos % v.len();
-    match how % 3 {
-        0 => v[pos] = byte,
-        1 => v.truncate(pos),
-        _ => v.insert(pos, byte),
-    }
-    v
 }
 
 proptest! {

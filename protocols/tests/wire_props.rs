@@ -5,39 +5,17 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use shoal_protocols::hyparview::{self, Priority};
+use shoal_protocols::hyparview;
 use shoal_protocols::plumtree::{self, Gossip, IHave, MessageId, Tag};
 use shoal_protocols::wire::{decode_frame, encode_frame, DecodeError, Limits, Wire, WIRE_VERSION};
 use shoal_protocols::NodeName;
 
+mod common;
+use common::{hyparview_message, mutated};
+
 /// Small bounds so generated messages sometimes exceed them.
 fn small_limits() -> Limits {
     Limits { frame_size_max: 4096, payload_size_max: 256, list_len_max: 16 }
-}
-
-fn priority() -> impl Strategy<Value = Priority> {
-    prop_oneof![Just(Priority::High), Just(Priority::Low)]
-}
-
-fn hyparview_message<P: Debug + Clone + 'static>(
-    peer: BoxedStrategy<P>,
-    list_len_max: usize,
-) -> impl Strategy<Value = hyparview::Message<P>> {
-    use hyparview::Message as M;
-    let list = prop::collection::vec(peer.clone(), 0..=list_len_max);
-    prop_oneof![
-        Just(M::Join),
-        (peer.clone(), any::<u8>()).prop_map(|(peer, ttl)| M::ForwardJoin { peer, ttl }),
-        priority().prop_map(|priority| M::Neighbor { priority }),
-        any::<bool>().prop_map(|accepted| M::NeighborReply { accepted }),
-        any::<bool>().prop_map(|leaving| M::Disconnect { leaving }),
-        (peer, any::<u8>(), list.clone()).prop_map(|(origin, ttl, peers)| M::Shuffle {
-            origin,
-            ttl,
-            peers
-        }),
-        list.prop_map(|peers| M::ShuffleReply { peers }),
-    ]
 }
 
 fn message_id() -> impl Strategy<Value = MessageId> {
@@ -92,18 +70,6 @@ fn canonical_or_error<M: Wire + Debug>(bytes: &[u8], limits: &Limits) -> Result<
         prop_assert_eq!(&encode_frame(&msg)[..], bytes, "{:?}", msg);
     }
     Ok(())
-}
-
-/// A valid frame with one byte changed, or cut short, or extended.
-fn mutated(frame: Bytes, pos: usize, byte: u8, how: u8) -> Vec<u8> {
-    let mut v = frame.to_vec();
-    let pos = pos % v.len();
-    match how % 3 {
-        0 => v[pos] = byte,
-        1 => v.truncate(pos),
-        _ => v.insert(pos, byte),
-    }
-    v
 }
 
 proptest! {
