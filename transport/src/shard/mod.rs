@@ -284,6 +284,7 @@ async fn run_shard(
         blocked: VecDeque::new(),
         writer: signal::Signal::default(),
         timer: signal::Signal::default(),
+        timer_armed: None,
         stopping: false,
         migrations: HashMap::new(),
         io_queue: None,

@@ -52,8 +52,10 @@ pub(crate) struct ShardState {
     pub(crate) blocked: VecDeque<Blocked>,
     /// Wakes the writer task when `blocked` gains datagrams.
     pub(crate) writer: Signal,
-    /// Wakes the timer task when the next deadline may have moved.
+    /// Wakes the timer task when the next deadline moved earlier.
     pub(crate) timer: Signal,
+    /// The deadline the timer task sleeps towards (`None`: no deadline).
+    pub(crate) timer_armed: Option<Instant>,
     pub(crate) stopping: bool,
     pub(crate) migrations: HashMap<NodeName, Sender<Result<MigrationOutcome, String>>>,
     /// The packet-I/O task queue (receive tasks of migration sockets go there too).
@@ -109,7 +111,18 @@ impl ShardState {
             }
         }
         self.deliver_outbound();
-        self.timer.notify();
+        // Wake the timer task only when the next deadline moved earlier than the one it sleeps
+        // towards (a later one is handled when the earlier sleep ends): a flood flushes every
+        // few hundred datagrams, and re-arming a glommio timer for each flush is wasted work.
+        let next = self.endpoint.poll_timeout();
+        let earlier = match (next, self.timer_armed) {
+            (Some(next), Some(armed)) => next < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if earlier || self.stopping {
+            self.timer.notify();
+        }
     }
 
     fn socket_for(&self, from: SocketAddr) -> Rc<glommio::net::UdpSocket> {

@@ -102,7 +102,12 @@ pub(crate) async fn recv_loop(
 pub(crate) async fn timer_loop(state: Rc<RefCell<ShardState>>) {
     let signal = state.borrow().timer.clone();
     loop {
-        let next = state.borrow_mut().endpoint.poll_timeout();
+        let next = {
+            let mut guard = state.borrow_mut();
+            let next = guard.endpoint.poll_timeout();
+            guard.timer_armed = next;
+            next
+        };
         let sleep = async {
             match next {
                 Some(at) => {
