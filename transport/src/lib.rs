@@ -5,6 +5,8 @@
 //!   the classic-BPF program that steers datagrams by the shard byte of their connection ID),
 //!   GSO/GRO system calls, the RLIMIT_MEMLOCK preflight.
 //! - `tls` — the node's TLS material on disk and the boring context handed to quiche.
+//! - `fsutil`, `keyformat` — the file handling shared by everything that keeps keys on disk
+//!   (atomic writes, the Ed25519 PEM formats).
 //! - `cid`, `frame`, `config`, `metrics` — pure pieces the shard core is built from.
 //! - `endpoint` — one shard's QUIC endpoint as a synchronous state machine (datagrams in,
 //!   datagrams and events out; no glommio), testable with in-memory pairs.
@@ -15,7 +17,12 @@ pub mod config;
 pub mod directory;
 pub mod endpoint;
 pub mod frame;
+pub(crate) mod fsutil;
+pub(crate) mod keyformat;
 pub mod metrics;
 pub mod shard;
 pub mod sys;
 pub mod tls;
+
+#[cfg(test)]
+mod testutil;

@@ -7,11 +7,11 @@
 //! - `node.key`, mode 0600: PEM (RFC 7468) with label `PRIVATE KEY` around a 48-byte DER
 //!   PKCS#8 **v1** `PrivateKeyInfo` (RFC 5208, RFC 8410 §7): the fixed 16-byte prefix
 //!   `30 2e 02 01 00 30 05 06 03 2b 65 70 04 22 04 20` followed by the 32-byte Ed25519 seed,
-//!   base64 on one line. Version 1 because BoringSSL refuses PKCS#8 v2 (`OneAsymmetricKey`,
-//!   which adds the public key and is what ed25519-dalek's `to_pkcs8_der` writes: measured
-//!   `DECODE_ERROR`); BoringSSL, OpenSSL and ed25519-dalek all read v1. Nothing else is accepted:
-//!   a key in another form is refused, never converted, because the key is the node's identity
-//!   and shoal never rewrites it.
+//!   base64 on one line (the format shared with the identity key, see `keyformat`). Version 1
+//!   because BoringSSL refuses PKCS#8 v2 (`OneAsymmetricKey`, which adds the public key and is
+//!   what ed25519-dalek's `to_pkcs8_der` writes: measured `DECODE_ERROR`); BoringSSL, OpenSSL
+//!   and ed25519-dalek all read v1. Nothing else is accepted: a key in another form is refused,
+//!   never converted, because the key is the node's identity and shoal never rewrites it.
 //! - `node.crt`, mode 0644: PEM with label `CERTIFICATE` around a self-signed X.509 v3
 //!   certificate: subject = issuer = `CN=<common name>`, a random 64-bit serial, valid from its
 //!   creation for 100 years, the node's Ed25519 key, an Ed25519 signature, no extensions (218 bytes
@@ -32,16 +32,14 @@
 //!
 //! # How files are written
 //!
-//! Never in place: a temporary file `.<name>.tmp-<pid>-<random>` is created in the same
-//! directory with `create_new` and the final mode (so a secret is never readable by others, not
-//! even briefly), written, fsynced and then published, and the directory is fsynced. The
-//! certificate is published by `rename` (replacing). The key is published by a hard link, which
-//! fails when the name exists: a key that appeared meanwhile (another process starting on the
-//! same directory) is never overwritten; that key is loaded instead.
+//! Never in place (see `fsutil::publish`): a temporary file is created with `create_new` and
+//! the final mode (so a secret is never readable by others, not even briefly), written, fsynced
+//! and published, and the directory is fsynced. The certificate is published by `rename`
+//! (replacing). The key is published by a hard link, which fails when the name exists: a key
+//! that appeared meanwhile (another process starting on the same directory) is never
+//! overwritten; that key is loaded instead.
 
-use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io;
 use std::path::Path;
 
 use boring::asn1::Asn1Time;
@@ -54,6 +52,11 @@ use boring::x509::{X509Builder, X509NameBuilder, X509Ref, X509};
 
 use super::verify::ed25519_public_key;
 use super::TlsError;
+use crate::fsutil::{self, create_dir, publish, read_bounded, Publish, Published};
+use crate::keyformat::{
+    parse_private_key_pem, private_key_der, private_key_pem, public_key_of, PRIVATE_KEY_EXPECTED,
+    PRIVATE_KEY_FILE_MAX_BYTES,
+};
 
 /// Name of the key file inside the TLS directory.
 pub const KEY_FILE_NAME: &str = "node.key";
@@ -62,34 +65,15 @@ pub const CERT_FILE_NAME: &str = "node.crt";
 /// Longest certificate common name, in bytes (X.509 `ub-common-name`, RFC 5280 appendix A).
 pub const COMMON_NAME_MAX_BYTES: usize = 64;
 
-/// DER of a PKCS#8 v1 `PrivateKeyInfo` for Ed25519, up to the seed: SEQUENCE (46 bytes) {
-/// INTEGER 0 (v1), SEQUENCE { OID 1.3.101.112 (id-Ed25519) }, OCTET STRING (34) { OCTET STRING
-/// (32) … } }.
-const PKCS8_V1_ED25519_PREFIX: [u8; 16] = [
-    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-];
 /// Ed25519 seed (private key) length, in bytes (RFC 8032).
 const SEED_BYTES: usize = 32;
-/// Length of the key's DER: the prefix and the seed.
-const KEY_DER_BYTES: usize = PKCS8_V1_ED25519_PREFIX.len() + SEED_BYTES;
-/// What a key file must hold, for error messages.
-const KEY_EXPECTED: &str =
-    "PEM \"PRIVATE KEY\" holding a 48-byte DER PKCS#8 v1 Ed25519 key (as shoal writes it)";
 /// What a certificate file must hold, for error messages.
 const CERT_EXPECTED: &str = "PEM \"CERTIFICATE\" holding an X.509 certificate with an Ed25519 key";
-/// Key files larger than this are refused unread (a shoal key file is 119 bytes).
-const KEY_FILE_MAX_BYTES: u64 = 4 * 1024;
 /// Certificate files larger than this are refused unread (a shoal certificate is ~350 bytes).
 const CERT_FILE_MAX_BYTES: u64 = 64 * 1024;
 /// Validity of a generated certificate, in days: 100 years. Nobody checks it (identity is the
 /// key), so it only has to outlive the node.
 const CERT_VALIDITY_DAYS: u32 = 36_500;
-/// Mode of the key file: owner read/write only.
-const KEY_MODE: u32 = 0o600;
-/// Mode of the certificate file: public, like the key it carries.
-const CERT_MODE: u32 = 0o644;
-/// Mode of a directory created for the material: owner only.
-const DIR_MODE: u32 = 0o700;
 
 /// The node's TLS identity: an Ed25519 key pair and a self-signed certificate carrying it.
 ///
@@ -112,20 +96,20 @@ impl TlsMaterial {
         let key_path = dir.join(KEY_FILE_NAME);
         let cert_path = dir.join(CERT_FILE_NAME);
 
-        let (seed, key_is_new) = match read_bounded(&key_path, KEY_FILE_MAX_BYTES)? {
+        let (seed, key_is_new) = match read_bounded(&key_path, PRIVATE_KEY_FILE_MAX_BYTES)? {
             Some(bytes) => (parse_key_pem(&key_path, &bytes)?, false),
             None => {
                 let seed = random_seed()?;
-                match publish(dir, KEY_FILE_NAME, key_pem(&seed).as_bytes(), KEY_MODE, NoClobber)? {
+                let pem = private_key_pem(&seed);
+                let mode = fsutil::SECRET_MODE;
+                match publish(dir, KEY_FILE_NAME, pem.as_bytes(), mode, Publish::NoClobber)? {
                     Published::Written => (seed, true),
                     // Another process created the key after our read: its key is the identity.
                     Published::AlreadyExists => {
-                        let bytes =
-                            read_bounded(&key_path, KEY_FILE_MAX_BYTES)?.ok_or_else(|| {
-                                TlsError::Read {
-                                    path: key_path.clone(),
-                                    source: io::ErrorKind::NotFound.into(),
-                                }
+                        let bytes = read_bounded(&key_path, PRIVATE_KEY_FILE_MAX_BYTES)?
+                            .ok_or_else(|| TlsError::Read {
+                                path: key_path.clone(),
+                                source: io::ErrorKind::NotFound.into(),
                             })?;
                         (parse_key_pem(&key_path, &bytes)?, false)
                     }
@@ -154,7 +138,7 @@ impl TlsMaterial {
             None => {
                 let certificate = self_signed(&private_key, common_name)?;
                 let pem = certificate.to_pem().map_err(TlsError::boring("encode certificate"))?;
-                publish(dir, CERT_FILE_NAME, &pem, CERT_MODE, Replace)?;
+                publish(dir, CERT_FILE_NAME, &pem, fsutil::PUBLIC_MODE, Publish::Replace)?;
                 certificate
             }
         };
@@ -226,80 +210,13 @@ fn random_seed() -> Result<[u8; SEED_BYTES], TlsError> {
     Ok(seed)
 }
 
-/// The key's PKCS#8 v1 DER.
-fn key_der(seed: &[u8; SEED_BYTES]) -> [u8; KEY_DER_BYTES] {
-    let mut der = [0u8; KEY_DER_BYTES];
-    der[..PKCS8_V1_ED25519_PREFIX.len()].copy_from_slice(&PKCS8_V1_ED25519_PREFIX);
-    der[PKCS8_V1_ED25519_PREFIX.len()..].copy_from_slice(seed);
-    der
-}
-
-/// The key file's contents.
-fn key_pem(seed: &[u8; SEED_BYTES]) -> String {
-    // 48 bytes are 64 base64 characters: exactly one PEM line, no padding.
-    let body = boring::base64::encode_block(&key_der(seed));
-    format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n")
-}
-
-/// The seed in a key file, or a [`TlsError::KeyFormat`] naming `path`. Messages never quote the
-/// file's contents beyond a PEM header line: anything else in it may be secret.
+/// The seed in a key file, or a [`TlsError::KeyFormat`] naming `path`.
 pub(crate) fn parse_key_pem(path: &Path, bytes: &[u8]) -> Result<[u8; SEED_BYTES], TlsError> {
-    let fail = |found: String| TlsError::KeyFormat {
+    parse_private_key_pem(bytes).map_err(|found| TlsError::KeyFormat {
         path: path.to_owned(),
-        expected: KEY_EXPECTED,
+        expected: PRIVATE_KEY_EXPECTED,
         found,
-    };
-    if bytes.len() as u64 > KEY_FILE_MAX_BYTES {
-        return Err(fail(format!("a file larger than {KEY_FILE_MAX_BYTES} bytes")));
-    }
-    let text =
-        std::str::from_utf8(bytes).map_err(|_| fail("a file that is not text".to_owned()))?;
-    let der = pem_body(text, "PRIVATE KEY").map_err(fail)?;
-    if der.len() != KEY_DER_BYTES {
-        return Err(fail(format!(
-            "{} bytes of DER (a PKCS#8 v2 key, another key type, or not a key)",
-            der.len()
-        )));
-    }
-    if der[..PKCS8_V1_ED25519_PREFIX.len()] != PKCS8_V1_ED25519_PREFIX {
-        return Err(fail("48 bytes of DER that are not a PKCS#8 v1 Ed25519 key".to_owned()));
-    }
-    let mut seed = [0u8; SEED_BYTES];
-    seed.copy_from_slice(&der[PKCS8_V1_ED25519_PREFIX.len()..]);
-    Ok(seed)
-}
-
-/// The decoded body of the single PEM block labelled `label` that makes up `text`, or what was
-/// found instead.
-fn pem_body(text: &str, label: &str) -> Result<Vec<u8>, String> {
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let mut lines = text.lines().map(str::trim).filter(|line| !line.is_empty());
-    match lines.next() {
-        None => return Err("an empty file".to_owned()),
-        Some(line) if line == begin => {}
-        // A PEM header names the content and is not secret; anything else might be.
-        Some(line) if line.starts_with("-----BEGIN ") && line.len() <= 80 => {
-            return Err(format!("the PEM header {line:?}"));
-        }
-        Some(_) => return Err(format!("a first line that is not {begin:?}")),
-    }
-    let mut body = String::new();
-    loop {
-        match lines.next() {
-            None => return Err(format!("no {end:?} line")),
-            Some(line) if line == end => break,
-            Some(line) => body.push_str(line),
-        }
-    }
-    if lines.next().is_some() {
-        return Err(format!("text after the {end:?} line"));
-    }
-    let is_base64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
-    if body.is_empty() || body.len() % 4 != 0 || !body.chars().all(is_base64) {
-        return Err("a PEM body that is not base64".to_owned());
-    }
-    boring::base64::decode_block(&body).map_err(|_| "a PEM body that is not base64".to_owned())
+    })
 }
 
 fn parse_cert_pem(path: &Path, bytes: &[u8]) -> Result<X509, TlsError> {
@@ -315,17 +232,11 @@ fn parse_cert_pem(path: &Path, bytes: &[u8]) -> Result<X509, TlsError> {
 }
 
 fn private_key_from_seed(seed: &[u8; SEED_BYTES]) -> Result<PKey<Private>, TlsError> {
-    let key = PKey::private_key_from_der(&key_der(seed))
+    let key = PKey::private_key_from_der(&private_key_der(seed))
         .map_err(TlsError::boring("load the Ed25519 key"))?;
     // Invariant, not input: the prefix names Ed25519.
     debug_assert_eq!(key.id(), Id::ED25519);
     Ok(key)
-}
-
-/// The public key of `seed`, derived by ed25519-dalek (infallible). BoringSSL derives the same
-/// key for the certificate; the tests check that the two agree.
-fn public_key_of(seed: &[u8; SEED_BYTES]) -> [u8; 32] {
-    ed25519_dalek::SigningKey::from_bytes(seed).verifying_key().to_bytes()
 }
 
 /// A self-signed certificate for `key` (module doc: contents).
@@ -371,102 +282,4 @@ fn sign_ed25519(builder: &mut X509Builder, key: &PKeyRef<Private>) -> Result<(),
     // (which would dereference it).
     let digest = unsafe { MessageDigest::from_ptr(std::ptr::null()) };
     builder.sign(key, digest)
-}
-
-/// Creates `dir` (mode 0700) and any missing parents; an existing directory is left alone.
-fn create_dir(dir: &Path) -> Result<(), TlsError> {
-    let fail = |source| TlsError::CreateDir { dir: dir.to_owned(), source };
-    if dir.is_dir() {
-        return Ok(());
-    }
-    DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir).map_err(fail)?;
-    // The new directory's own entry is durable only once its parent is synced.
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    sync_dir(parent).map_err(fail)
-}
-
-/// Up to `max + 1` bytes of `path` (so the caller can tell "too large"), or `None` when it does
-/// not exist.
-fn read_bounded(path: &Path, max: u64) -> Result<Option<Vec<u8>>, TlsError> {
-    let fail = |source| TlsError::Read { path: path.to_owned(), source };
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(fail(e)),
-    };
-    let mut bytes = Vec::new();
-    file.take(max + 1).read_to_end(&mut bytes).map_err(fail)?;
-    Ok(Some(bytes))
-}
-
-/// How [`publish`] puts the file in place.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Publish {
-    /// Never overwrite: fail softly with [`Published::AlreadyExists`].
-    NoClobber,
-    /// Atomically replace whatever is there.
-    Replace,
-}
-use Publish::{NoClobber, Replace};
-
-/// What [`publish`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Published {
-    /// The file now holds `contents`.
-    Written,
-    /// [`Publish::NoClobber`] found the name taken; the existing file was left untouched.
-    AlreadyExists,
-}
-
-/// Writes `contents` to `dir/name` with `mode`, atomically (module doc: how files are written).
-pub(crate) fn publish(
-    dir: &Path,
-    name: &str,
-    contents: &[u8],
-    mode: u32,
-    how: Publish,
-) -> Result<Published, TlsError> {
-    let path = dir.join(name);
-    let mut suffix = [0u8; 8];
-    boring::rand::rand_bytes(&mut suffix).map_err(TlsError::boring("draw a file name"))?;
-    let tmp =
-        dir.join(format!(".{name}.tmp-{}-{:016x}", std::process::id(), u64::from_ne_bytes(suffix)));
-    let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-        // The umask may have cleared bits of `mode` (a certificate must stay world-readable).
-        file.set_permissions(Permissions::from_mode(mode))?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        drop(file);
-        let published = match how {
-            Replace => {
-                fs::rename(&tmp, &path)?;
-                Published::Written
-            }
-            NoClobber => {
-                let published = match fs::hard_link(&tmp, &path) {
-                    Ok(()) => Published::Written,
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Published::AlreadyExists,
-                    Err(e) => return Err(e),
-                };
-                fs::remove_file(&tmp)?;
-                published
-            }
-        };
-        sync_dir(dir)?;
-        Ok(published)
-    })();
-    if result.is_err() {
-        // Best effort: the error being returned matters more than a leftover temporary file,
-        // which the error's documentation mentions.
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(|source| TlsError::Write { path, source })
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }

@@ -26,6 +26,8 @@ pub use verify::{peer_public_key, AcceptAnyCertificate, PeerRejected, PeerVerifi
 
 use shoal_protocols::config::ConfigError;
 
+use crate::fsutil::{FileError, FileOp};
+
 /// Everything that can go wrong with the node's TLS material or QUIC configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -139,5 +141,16 @@ impl TlsError {
     /// A mapper for `map_err` on a quiche result.
     fn quiche(op: &'static str) -> impl FnOnce(quiche::Error) -> Self {
         move |source| Self::Quiche { op, source }
+    }
+}
+
+impl From<FileError> for TlsError {
+    fn from(e: FileError) -> Self {
+        let FileError { op, path, source } = e;
+        match op {
+            FileOp::CreateDir => Self::CreateDir { dir: path, source },
+            FileOp::Read => Self::Read { path, source },
+            FileOp::Write => Self::Write { path, source },
+        }
     }
 }

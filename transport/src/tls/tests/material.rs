@@ -1,50 +1,22 @@
 //! TLS material on disk, in a scratch directory per test.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::SigningKey;
 
-use crate::tls::material::{parse_key_pem, publish, Publish, Published};
+use crate::testutil::{mode, Scratch};
+use crate::tls::material::parse_key_pem;
 use crate::tls::{
     peer_public_key, TlsError, TlsMaterial, CERT_FILE_NAME, COMMON_NAME_MAX_BYTES, KEY_FILE_NAME,
 };
-
-/// A directory under the system's temp dir, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(test: &str) -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let unique = format!(
-            "shoal-tls-{test}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = std::env::temp_dir().join(unique);
-        let _ = fs::remove_dir_all(&path);
-        Self(path)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn mode(path: &Path) -> u32 {
-    fs::metadata(path).expect("metadata").permissions().mode() & 0o777
-}
 
 #[test]
 fn generates_then_reloads_the_same_identity() {
     let scratch = Scratch::new("reload");
     // Two missing levels: both are created.
-    let dir = scratch.0.join("node").join("tls");
+    let dir = scratch.path().join("node").join("tls");
     let first = TlsMaterial::load_or_generate(&dir, "node-1").expect("generate");
     let (key, cert) = (dir.join(KEY_FILE_NAME), dir.join(CERT_FILE_NAME));
     assert!(key.is_file() && cert.is_file());
@@ -77,8 +49,8 @@ fn certificate_carries_the_key_boring_and_dalek_agree() {
 #[test]
 fn key_file_is_pkcs8_v1_that_dalek_reads() {
     let scratch = Scratch::new("dalek");
-    let material = TlsMaterial::load_or_generate(&scratch.0, "node").expect("generate");
-    let pem = fs::read_to_string(scratch.0.join(KEY_FILE_NAME)).unwrap();
+    let material = TlsMaterial::load_or_generate(scratch.path(), "node").expect("generate");
+    let pem = fs::read_to_string(scratch.path().join(KEY_FILE_NAME)).unwrap();
     assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{pem}");
     let seed = parse_key_pem(Path::new("node.key"), pem.as_bytes()).expect("own format");
     let mut der = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70];
@@ -91,10 +63,10 @@ fn key_file_is_pkcs8_v1_that_dalek_reads() {
 #[test]
 fn deleted_certificate_is_regenerated_from_the_key() {
     let scratch = Scratch::new("regen");
-    let first = TlsMaterial::load_or_generate(&scratch.0, "node").expect("generate");
-    let cert = scratch.0.join(CERT_FILE_NAME);
+    let first = TlsMaterial::load_or_generate(scratch.path(), "node").expect("generate");
+    let cert = scratch.path().join(CERT_FILE_NAME);
     fs::remove_file(&cert).unwrap();
-    let second = TlsMaterial::load_or_generate(&scratch.0, "node").expect("regenerate");
+    let second = TlsMaterial::load_or_generate(scratch.path(), "node").expect("regenerate");
     assert!(cert.is_file());
     assert_eq!(mode(&cert), 0o644);
     assert_eq!(second.public_key(), first.public_key());
@@ -106,28 +78,28 @@ fn deleted_certificate_is_regenerated_from_the_key() {
 #[test]
 fn deleted_key_gives_a_new_identity_and_replaces_the_orphan_certificate() {
     let scratch = Scratch::new("newkey");
-    let first = TlsMaterial::load_or_generate(&scratch.0, "node").expect("generate");
-    fs::remove_file(scratch.0.join(KEY_FILE_NAME)).unwrap();
-    let second = TlsMaterial::load_or_generate(&scratch.0, "node").expect("new identity");
+    let first = TlsMaterial::load_or_generate(scratch.path(), "node").expect("generate");
+    fs::remove_file(scratch.path().join(KEY_FILE_NAME)).unwrap();
+    let second = TlsMaterial::load_or_generate(scratch.path(), "node").expect("new identity");
     assert_ne!(second.public_key(), first.public_key());
-    let third = TlsMaterial::load_or_generate(&scratch.0, "node").expect("reload");
+    let third = TlsMaterial::load_or_generate(scratch.path(), "node").expect("reload");
     assert_eq!(third.public_key(), second.public_key());
 }
 
 #[test]
 fn mismatched_certificate_is_refused_naming_both_files() {
     let (a, b) = (Scratch::new("mismatch-a"), Scratch::new("mismatch-b"));
-    TlsMaterial::load_or_generate(&a.0, "a").expect("generate a");
-    TlsMaterial::load_or_generate(&b.0, "b").expect("generate b");
-    let cert_a = a.0.join(CERT_FILE_NAME);
-    fs::copy(b.0.join(CERT_FILE_NAME), &cert_a).unwrap();
+    TlsMaterial::load_or_generate(a.path(), "a").expect("generate a");
+    TlsMaterial::load_or_generate(b.path(), "b").expect("generate b");
+    let cert_a = a.path().join(CERT_FILE_NAME);
+    fs::copy(b.path().join(CERT_FILE_NAME), &cert_a).unwrap();
     let before = fs::read(&cert_a).unwrap();
 
-    let err = TlsMaterial::load_or_generate(&a.0, "a").expect_err("mismatch");
+    let err = TlsMaterial::load_or_generate(a.path(), "a").expect_err("mismatch");
     match &err {
         TlsError::CertKeyMismatch { cert, key } => {
             assert_eq!(cert, &cert_a);
-            assert_eq!(key, &a.0.join(KEY_FILE_NAME));
+            assert_eq!(key, &a.path().join(KEY_FILE_NAME));
         }
         other => panic!("expected CertKeyMismatch, got {other:?}"),
     }
@@ -140,8 +112,8 @@ fn mismatched_certificate_is_refused_naming_both_files() {
 #[test]
 fn garbage_key_file_is_refused_naming_the_file() {
     let scratch = Scratch::new("garbage");
-    fs::create_dir_all(&scratch.0).unwrap();
-    let key = scratch.0.join(KEY_FILE_NAME);
+    fs::create_dir_all(scratch.path()).unwrap();
+    let key = scratch.path().join(KEY_FILE_NAME);
     let cases: [(&str, &[u8]); 6] = [
         ("empty", b""),
         ("text", b"not a key\n"),
@@ -152,7 +124,7 @@ fn garbage_key_file_is_refused_naming_the_file() {
     ];
     for (what, contents) in cases {
         fs::write(&key, contents).unwrap();
-        let err = TlsMaterial::load_or_generate(&scratch.0, "node").expect_err(what);
+        let err = TlsMaterial::load_or_generate(scratch.path(), "node").expect_err(what);
         assert!(matches!(&err, TlsError::KeyFormat { path, .. } if path == &key), "{what}: {err}");
         assert!(err.to_string().contains(&*key.to_string_lossy()), "{what}: {err}");
         // The bad key is never replaced.
@@ -164,15 +136,15 @@ fn garbage_key_file_is_refused_naming_the_file() {
 #[test]
 fn pkcs8_v2_key_is_refused() {
     let scratch = Scratch::new("v2");
-    fs::create_dir_all(&scratch.0).unwrap();
+    fs::create_dir_all(scratch.path()).unwrap();
     let dalek = SigningKey::from_bytes(&[7u8; 32]);
     let v2 = dalek.to_pkcs8_der().expect("encode");
     let pem = format!(
         "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
         boring::base64::encode_block(v2.as_bytes())
     );
-    fs::write(scratch.0.join(KEY_FILE_NAME), pem).unwrap();
-    let err = TlsMaterial::load_or_generate(&scratch.0, "node").expect_err("v2");
+    fs::write(scratch.path().join(KEY_FILE_NAME), pem).unwrap();
+    let err = TlsMaterial::load_or_generate(scratch.path(), "node").expect_err("v2");
     assert!(matches!(err, TlsError::KeyFormat { .. }), "{err}");
     assert!(err.to_string().contains("PKCS#8 v1"), "{err}");
 }
@@ -182,27 +154,27 @@ fn unreadable_key_file_is_an_error_naming_the_file() {
     let scratch = Scratch::new("unreadable");
     // A directory where the key should be: unreadable as a file even for root, which ignores
     // permission bits.
-    let key = scratch.0.join(KEY_FILE_NAME);
+    let key = scratch.path().join(KEY_FILE_NAME);
     fs::create_dir_all(&key).unwrap();
-    let err = TlsMaterial::load_or_generate(&scratch.0, "node").expect_err("unreadable");
+    let err = TlsMaterial::load_or_generate(scratch.path(), "node").expect_err("unreadable");
     assert!(matches!(&err, TlsError::Read { path, .. } if path == &key), "{err}");
 }
 
 #[test]
 fn garbage_certificate_is_refused_naming_the_file() {
     let scratch = Scratch::new("badcert");
-    TlsMaterial::load_or_generate(&scratch.0, "node").expect("generate");
-    let cert = scratch.0.join(CERT_FILE_NAME);
+    TlsMaterial::load_or_generate(scratch.path(), "node").expect("generate");
+    let cert = scratch.path().join(CERT_FILE_NAME);
     fs::write(&cert, b"not a certificate").unwrap();
-    let err = TlsMaterial::load_or_generate(&scratch.0, "node").expect_err("bad cert");
+    let err = TlsMaterial::load_or_generate(scratch.path(), "node").expect_err("bad cert");
     assert!(matches!(&err, TlsError::CertFormat { path, .. } if path == &cert), "{err}");
 }
 
 #[test]
 fn path_that_is_a_file_is_refused() {
     let scratch = Scratch::new("notdir");
-    fs::create_dir_all(&scratch.0).unwrap();
-    let file = scratch.0.join("file");
+    fs::create_dir_all(scratch.path()).unwrap();
+    let file = scratch.path().join("file");
     fs::write(&file, b"x").unwrap();
     let err = TlsMaterial::load_or_generate(&file, "node").expect_err("not a directory");
     assert!(matches!(&err, TlsError::CreateDir { dir, .. } if dir == &file), "{err}");
@@ -214,22 +186,6 @@ fn common_name_bounds() {
     let long = "n".repeat(COMMON_NAME_MAX_BYTES + 1);
     assert!(matches!(TlsMaterial::generate_ephemeral(&long), Err(TlsError::CommonName { .. })));
     TlsMaterial::generate_ephemeral(&"n".repeat(COMMON_NAME_MAX_BYTES)).expect("64 bytes fit");
-}
-
-#[test]
-fn publish_without_clobbering_leaves_an_existing_file() {
-    let scratch = Scratch::new("noclobber");
-    fs::create_dir_all(&scratch.0).unwrap();
-    let path = scratch.0.join("f");
-    let written = publish(&scratch.0, "f", b"first", 0o600, Publish::NoClobber).unwrap();
-    assert_eq!(written, Published::Written);
-    let again = publish(&scratch.0, "f", b"second", 0o600, Publish::NoClobber).unwrap();
-    assert_eq!(again, Published::AlreadyExists);
-    assert_eq!(fs::read(&path).unwrap(), b"first");
-    publish(&scratch.0, "f", b"third", 0o644, Publish::Replace).unwrap();
-    assert_eq!(fs::read(&path).unwrap(), b"third");
-    assert_eq!(mode(&path), 0o644);
-    assert_eq!(fs::read_dir(&scratch.0).unwrap().count(), 1, "temporary files removed");
 }
 
 #[test]
