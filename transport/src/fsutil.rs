@@ -19,6 +19,7 @@ use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Mode of a secret file: owner read/write only.
 pub(crate) const SECRET_MODE: u32 = 0o600;
@@ -40,6 +41,10 @@ pub(crate) enum FileOp {
     Read,
     /// Writing, syncing or publishing a new file.
     Write,
+    /// Removing a file.
+    Remove,
+    /// Renaming a staged file over its final name.
+    Rename,
 }
 
 /// A failed file operation, with the path it concerned. Neutral: callers convert it into their
@@ -48,7 +53,7 @@ pub(crate) enum FileOp {
 pub(crate) struct FileError {
     /// What was being done.
     pub(crate) op: FileOp,
-    /// The file or directory concerned.
+    /// The file or directory concerned (for [`FileOp::Rename`], the destination).
     pub(crate) path: PathBuf,
     /// The operating system's reason.
     pub(crate) source: io::Error,
@@ -67,6 +72,8 @@ impl fmt::Display for FileError {
             FileOp::CreateDir => "create directory",
             FileOp::Read => "read",
             FileOp::Write => "write",
+            FileOp::Remove => "remove",
+            FileOp::Rename => "rename onto",
         };
         write!(f, "cannot {op} {}: {}", self.path.display(), self.source)
     }
@@ -159,6 +166,10 @@ fn tmp_name(name: &str) -> Result<String, FileError> {
 }
 
 /// Makes the entries of `dir` (new, renamed or removed files) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), FileError> {
+    fsync_dir(dir).map_err(FileError::on(FileOp::Write, dir))
+}
+
 fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -175,6 +186,14 @@ pub(crate) fn create_dir(dir: &Path) -> Result<(), FileError> {
         .map_err(FileError::on(FileOp::CreateDir, dir))?;
     // The new directory's own entry is durable only once its parent is synced.
     fsync_dir(parent_of(dir)).map_err(FileError::on(FileOp::CreateDir, dir))
+}
+
+/// Creates the single directory `dir` (mode 0700), failing with `AlreadyExists` if the name is
+/// taken: the way to claim a fresh name (a backup directory) without racing anyone. The entry
+/// is made durable.
+pub(crate) fn create_new_dir(dir: &Path) -> io::Result<()> {
+    DirBuilder::new().mode(DIR_MODE).create(dir)?;
+    fsync_dir(parent_of(dir))
 }
 
 /// The directory holding `path`'s entry (`.` for a bare name).
@@ -197,6 +216,16 @@ pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Option<Vec<u8>>, Fil
     let mut bytes = Vec::new();
     file.take(max + 1).read_to_end(&mut bytes).map_err(fail)?;
     Ok(Some(bytes))
+}
+
+/// Removes `path`; `Ok(false)` when it did not exist. The directory is not synced (callers
+/// batch removals and sync once).
+pub(crate) fn remove_if_exists(path: &Path) -> Result<bool, FileError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(FileError { op: FileOp::Remove, path: path.to_owned(), source: e }),
+    }
 }
 
 /// PEM (RFC 7468) text of `der` under `label`, base64 in lines of 64 characters.
@@ -246,10 +275,90 @@ pub(crate) fn pem_body(text: &str, label: &str) -> Result<Vec<u8>, String> {
     boring::base64::decode_block(&body).map_err(|_| "a PEM body that is not base64".to_owned())
 }
 
+/// `time` in UTC as `YYYYMMDDTHHMMSSZ` (ISO 8601 basic format): sorts like the time it names and
+/// holds no character that is special in file names. Times before 1970 print as 1970-01-01.
+pub(crate) fn utc_timestamp(time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, secs_of_day) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    let (hour, minute, second) = (secs_of_day / 3600, secs_of_day / 60 % 60, secs_of_day % 60);
+    format!("{year:04}{month:02}{day:02}T{hour:02}{minute:02}{second:02}Z")
+}
+
+/// The proleptic Gregorian date `days` days after 1970-01-01, as (year, month 1..=12, day
+/// 1..=31).
+///
+/// Counts in 400-year eras (146 097 days each, the Gregorian cycle) of years that start on
+/// 1 March, so that the leap day is the last day of its year and month lengths follow a fixed
+/// pattern from March on.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    /// Days from 0000-03-01 to 1970-01-01.
+    const EPOCH_SHIFT: u64 = 719_468;
+    /// Days in a 400-year era.
+    const ERA_DAYS: u64 = 146_097;
+    let shifted = days + EPOCH_SHIFT;
+    let era = shifted / ERA_DAYS;
+    let day_of_era = shifted % ERA_DAYS; // 0..=146_096
+                                         // Remove the leap days before `day_of_era` (one per 4 years, none per 100, one per 400; the
+                                         // era's very last day is the 400-year leap day) to get whole 365-day years.
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    // Months from March: lengths 31 30 31 30 31 31 30 31 30 31 31 (29/28) repeat a 153-day,
+    // 5-month pattern, hence the 153/5 arithmetic.
+    let month_from_march = (5 * day_of_year + 2) / 153; // 0..=11
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
+    // January and February belong to the March-based year that started the year before.
+    let year = era * 400 + year_of_era + u64::from(month <= 2);
+    (year, month, day)
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::testutil::{mode, Scratch};
+
+    fn at(secs: u64) -> String {
+        utc_timestamp(UNIX_EPOCH + Duration::from_secs(secs))
+    }
+
+    /// Expected values from `date -u -d <date> +%s`.
+    #[test]
+    fn timestamps_of_known_dates() {
+        assert_eq!(at(0), "19700101T000000Z");
+        assert_eq!(at(94_694_399), "19721231T235959Z"); // last day of the first leap year
+        assert_eq!(at(951_782_400), "20000229T000000Z"); // 2000 is a leap year (400 rule)
+        assert_eq!(at(951_868_800), "20000301T000000Z");
+        assert_eq!(at(1_704_067_199), "20231231T235959Z");
+        assert_eq!(at(1_709_210_096), "20240229T123456Z");
+        assert_eq!(at(4_107_542_399), "21000228T235959Z"); // 2100 is not (100 rule)
+        assert_eq!(at(4_107_542_400), "21000301T000000Z");
+        assert_eq!(utc_timestamp(UNIX_EPOCH - Duration::from_secs(5)), "19700101T000000Z");
+    }
+
+    /// Every day for 800 years: consecutive, valid, and 1 January exactly once a year.
+    #[test]
+    fn civil_dates_are_consecutive() {
+        let mut previous = civil_from_days(0);
+        for days in 1..(800 * 366) {
+            let (y, m, d) = civil_from_days(days);
+            let (py, pm, pd) = previous;
+            let next_day = (y, m, d) == (py, pm, pd + 1);
+            let next_month = (y, m, d) == (py, pm + 1, 1);
+            let next_year = (y, m, d) == (py + 1, 1, 1) && (pm, pd) == (12, 31);
+            assert!(next_day || next_month || next_year, "{previous:?} -> {:?}", (y, m, d));
+            if next_month {
+                let leap = py % 4 == 0 && (py % 100 != 0 || py % 400 == 0);
+                let feb = if leap { 29 } else { 28 };
+                let len = [31, feb, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][pm as usize - 1];
+                assert_eq!(pd, len, "{previous:?}");
+            }
+            previous = (y, m, d);
+        }
+    }
 
     #[test]
     fn publish_without_clobbering_leaves_an_existing_file() {
@@ -305,6 +414,10 @@ mod tests {
         create_dir(&dir).unwrap();
         assert_eq!(mode(&dir), DIR_MODE);
         assert_eq!(mode(&scratch.path().join("a")), DIR_MODE);
+        let claimed = dir.join("c");
+        create_new_dir(&claimed).unwrap();
+        assert_eq!(mode(&claimed), DIR_MODE);
+        assert_eq!(create_new_dir(&claimed).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
     }
 
     #[test]

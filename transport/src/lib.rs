@@ -5,8 +5,8 @@
 //!   the classic-BPF program that steers datagrams by the shard byte of their connection ID),
 //!   GSO/GRO system calls, the RLIMIT_MEMLOCK preflight.
 //! - `tls` — the node's TLS material on disk and the boring context handed to quiche.
-//! - `fsutil`, `keyformat` — the file handling shared by everything that keeps keys on disk
-//!   (atomic writes, the Ed25519 PEM formats).
+//! - `fsutil`, `keyformat`, `rotation` — the file handling shared by everything that keeps keys
+//!   on disk (atomic writes, the Ed25519 PEM formats, crash-safe rotation of a key pair).
 //! - `cid`, `frame`, `config`, `metrics` — pure pieces the shard core is built from.
 //! - `endpoint` — one shard's QUIC endpoint as a synchronous state machine (datagrams in,
 //!   datagrams and events out; no glommio), testable with in-memory pairs.
@@ -20,6 +20,7 @@ pub mod frame;
 pub(crate) mod fsutil;
 pub(crate) mod keyformat;
 pub mod metrics;
+pub(crate) mod rotation;
 pub mod shard;
 pub mod sys;
 pub mod tls;

@@ -34,3 +34,30 @@ impl Drop for Scratch {
 pub(crate) fn mode(path: &Path) -> u32 {
     fs::metadata(path).expect("metadata").permissions().mode() & 0o777
 }
+
+/// Asserts that under `root` every directory is 0700 and every file holding a private key
+/// (by content, whatever its name: staged, temporary or backed-up copies too) is 0600. Returns
+/// the files seen, relative to `root`, sorted.
+pub(crate) fn assert_private_tree(root: &Path) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut pending = vec![root.to_owned()];
+    while let Some(dir) = pending.pop() {
+        assert_eq!(mode(&dir), 0o700, "directory {}", dir.display());
+        for entry in fs::read_dir(&dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let contents = fs::read(&path).expect("read");
+            let secret = contents.windows(11).any(|w| w == b"PRIVATE KEY");
+            if secret {
+                assert_eq!(mode(&path), 0o600, "secret file {}", path.display());
+            }
+            let relative = path.strip_prefix(root).expect("under root");
+            seen.push(relative.to_string_lossy().into_owned());
+        }
+    }
+    seen.sort();
+    seen
+}

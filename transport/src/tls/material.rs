@@ -19,8 +19,12 @@
 //!   [`super::verify`]); it exists because TLS carries keys in certificates.
 //!
 //! The directory is created with mode 0700 when missing; an existing directory is left as it is.
+//! [`TlsMaterial::rotate`] adds `backups/<UTC YYYYMMDDTHHMMSSZ>/` (0700) holding each replaced
+//! pair.
 //!
 //! # What is generated
+//!
+//! First an interrupted rotation is brought to the old or the new pair (see `rotation`). Then:
 //!
 //! | `node.key` | `node.crt`                | result                                          |
 //! |------------|---------------------------|-------------------------------------------------|
@@ -57,6 +61,7 @@ use crate::keyformat::{
     parse_private_key_pem, private_key_der, private_key_pem, public_key_of, PRIVATE_KEY_EXPECTED,
     PRIVATE_KEY_FILE_MAX_BYTES,
 };
+use crate::rotation::{self, PairFiles};
 
 /// Name of the key file inside the TLS directory.
 pub const KEY_FILE_NAME: &str = "node.key";
@@ -93,6 +98,7 @@ impl TlsMaterial {
     pub fn load_or_generate(dir: &Path, common_name: &str) -> Result<Self, TlsError> {
         check_common_name(common_name)?;
         create_dir(dir)?;
+        rotation::recover(&pair_files(dir))?;
         let key_path = dir.join(KEY_FILE_NAME);
         let cert_path = dir.join(CERT_FILE_NAME);
 
@@ -197,14 +203,14 @@ impl std::fmt::Debug for TlsMaterial {
     }
 }
 
-fn check_common_name(common_name: &str) -> Result<(), TlsError> {
+pub(super) fn check_common_name(common_name: &str) -> Result<(), TlsError> {
     if common_name.is_empty() || common_name.len() > COMMON_NAME_MAX_BYTES {
         return Err(TlsError::CommonName { common_name: common_name.to_owned() });
     }
     Ok(())
 }
 
-fn random_seed() -> Result<[u8; SEED_BYTES], TlsError> {
+pub(super) fn random_seed() -> Result<[u8; SEED_BYTES], TlsError> {
     let mut seed = [0u8; SEED_BYTES];
     boring::rand::rand_bytes(&mut seed).map_err(TlsError::boring("draw a random key"))?;
     Ok(seed)
@@ -219,7 +225,7 @@ pub(crate) fn parse_key_pem(path: &Path, bytes: &[u8]) -> Result<[u8; SEED_BYTES
     })
 }
 
-fn parse_cert_pem(path: &Path, bytes: &[u8]) -> Result<X509, TlsError> {
+pub(super) fn parse_cert_pem(path: &Path, bytes: &[u8]) -> Result<X509, TlsError> {
     let fail = |found: String| TlsError::CertFormat {
         path: path.to_owned(),
         expected: CERT_EXPECTED,
@@ -231,7 +237,7 @@ fn parse_cert_pem(path: &Path, bytes: &[u8]) -> Result<X509, TlsError> {
     X509::from_pem(bytes).map_err(|e| fail(format!("no parsable PEM certificate ({e})")))
 }
 
-fn private_key_from_seed(seed: &[u8; SEED_BYTES]) -> Result<PKey<Private>, TlsError> {
+pub(super) fn private_key_from_seed(seed: &[u8; SEED_BYTES]) -> Result<PKey<Private>, TlsError> {
     let key = PKey::private_key_from_der(&private_key_der(seed))
         .map_err(TlsError::boring("load the Ed25519 key"))?;
     // Invariant, not input: the prefix names Ed25519.
@@ -240,7 +246,7 @@ fn private_key_from_seed(seed: &[u8; SEED_BYTES]) -> Result<PKey<Private>, TlsEr
 }
 
 /// A self-signed certificate for `key` (module doc: contents).
-fn self_signed(key: &PKeyRef<Private>, common_name: &str) -> Result<X509, TlsError> {
+pub(super) fn self_signed(key: &PKeyRef<Private>, common_name: &str) -> Result<X509, TlsError> {
     let mut name = X509NameBuilder::new().map_err(TlsError::boring("create a name"))?;
     name.append_entry_by_nid(Nid::COMMONNAME, common_name)
         .map_err(TlsError::boring("set the certificate common name"))?;
@@ -282,4 +288,23 @@ fn sign_ed25519(builder: &mut X509Builder, key: &PKeyRef<Private>) -> Result<(),
     // (which would dereference it).
     let digest = unsafe { MessageDigest::from_ptr(std::ptr::null()) };
     builder.sign(key, digest)
+}
+
+/// The key and certificate files of `dir`, as the rotation code sees them.
+pub(super) fn pair_files(dir: &Path) -> PairFiles<'_> {
+    PairFiles {
+        dir,
+        secret: KEY_FILE_NAME,
+        public: CERT_FILE_NAME,
+        public_mode: fsutil::PUBLIC_MODE,
+        max_bytes: CERT_FILE_MAX_BYTES.max(PRIVATE_KEY_FILE_MAX_BYTES),
+        is_pair: is_tls_pair,
+    }
+}
+
+/// Whether the contents of a key file and a certificate file carry the same Ed25519 key.
+fn is_tls_pair(key: &[u8], cert: &[u8]) -> bool {
+    let Ok(seed) = parse_private_key_pem(key) else { return false };
+    let Ok(cert) = X509::from_pem(cert) else { return false };
+    ed25519_public_key(&cert).is_ok_and(|cert_key| cert_key == public_key_of(&seed))
 }

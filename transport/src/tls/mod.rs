@@ -1,7 +1,8 @@
 //! The node's TLS identity and the QUIC configuration built from it.
 //!
 //! - [`TlsMaterial`] — the node's Ed25519 key and self-signed certificate, loaded from (or
-//!   generated into) a directory, or generated in memory.
+//!   generated into) a directory, or generated in memory; [`TlsMaterial::rotate`] replaces
+//!   them on disk, keeping a backup ([`RotatedCert`]).
 //! - [`PeerVerifier`] — the seam through which the upper layers decide which peer keys to
 //!   accept; [`AcceptAnyCertificate`] is the default.
 //! - [`quiche_config`] — the factory of one `quiche::Config` per shard, from [`QuicSettings`].
@@ -12,6 +13,7 @@
 mod context;
 mod material;
 mod quic_config;
+mod rotate;
 pub mod verify;
 
 #[cfg(test)]
@@ -22,6 +24,7 @@ use std::path::PathBuf;
 
 pub use material::{TlsMaterial, CERT_FILE_NAME, COMMON_NAME_MAX_BYTES, KEY_FILE_NAME};
 pub use quic_config::{quiche_config, QuicSettings, ALPN};
+pub use rotate::RotatedCert;
 pub use verify::{peer_public_key, AcceptAnyCertificate, PeerRejected, PeerVerifier};
 
 use shoal_protocols::config::ConfigError;
@@ -49,9 +52,11 @@ pub enum TlsError {
         /// The operating system's reason.
         source: io::Error,
     },
-    /// A TLS file could not be written. The file named was not created or replaced; a temporary
-    /// file `.<name>.tmp-*` may remain in the directory and can be deleted. Retrying helps once
-    /// the cause (disk full, permissions, a filesystem without hard links) is fixed.
+    /// A TLS file could not be written, renamed into place or removed. The file named was not
+    /// created or replaced; a temporary file `.<name>.tmp-*` may remain in the directory and can
+    /// be deleted. During a rotation the directory holds the old or the new pair once the next
+    /// load has recovered it. Retrying helps once the cause (disk full, permissions, a
+    /// filesystem without hard links) is fixed.
     #[error("cannot write {path}: {source}")]
     Write {
         /// The file that was to be written.
@@ -150,7 +155,8 @@ impl From<FileError> for TlsError {
         match op {
             FileOp::CreateDir => Self::CreateDir { dir: path, source },
             FileOp::Read => Self::Read { path, source },
-            FileOp::Write => Self::Write { path, source },
+            // The TLS code reports every failed change of a file as a write of it.
+            FileOp::Write | FileOp::Remove | FileOp::Rename => Self::Write { path, source },
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod handshake;
 mod material;
+mod rotate;
 mod settings;
 
 use std::net::SocketAddr;
