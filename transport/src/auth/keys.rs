@@ -9,7 +9,7 @@
 //!   ed25519-dalek read it).
 //! - `node.pub`, mode 0644: the public key as PEM `PUBLIC KEY` (44 bytes of SPKI DER), what
 //!   `openssl pkey -pubout` writes. Operators copy it to peers' `trusted/` directories.
-//! - `trusted/` (0700): the pinned peer keys, see `super::trust`.
+//! - `trusted/` (0700): the pinned peer keys, see [`super::trust`].
 //! - `backups/<UTC YYYYMMDDTHHMMSSZ>/` (0700): the pair replaced by each [`KeyDir::rotate`].
 //!
 //! The directory is created with mode 0700 when missing; an existing directory is left as it
@@ -158,7 +158,7 @@ impl KeyDir {
         &self.dir
     }
 
-    /// `<dir>/trusted`: the trust store's directory (see `super::trust::TrustStore::open`).
+    /// `<dir>/trusted`: the trust store's directory (see [`super::trust::TrustStore::open`]).
     pub fn trusted_dir(&self) -> PathBuf {
         self.dir.join(TRUSTED_DIR_NAME)
     }

@@ -1,0 +1,264 @@
+//! The trust store: the public key pinned for each known peer.
+//!
+//! # Files
+//!
+//! `<auth_key_dir>/trusted/` (0700, created when missing) holds one file per pin,
+//! `<name>.pub`, where `<name>` is the peer's node name (`name@host`, validated by
+//! [`NodeName::parse`]) and the contents are the PEM `PUBLIC KEY` format of `node.pub` (see
+//! [`super::keys`]): an operator pins a peer by copying its `node.pub` there under the peer's
+//! name. Files are written atomically with mode 0600 (who trusts whom is nobody else's
+//! business).
+//!
+//! # Bounds
+//!
+//! One file and one map entry (~100 bytes) per pinned peer; the number of pins is bounded only
+//! by the filesystem, which is also where an operator prunes them. A name longer than 251 bytes
+//! can be pinned in memory but not persisted (file names are limited to 255 bytes): the pin
+//! then reports its write error.
+//!
+//! # Concurrency
+//!
+//! One store is shared by all shards in an `Arc`. Lookups take a read lock on the in-memory map
+//! that is never held during disk I/O; file writes are serialised by a separate mutex, and
+//! every write re-checks the map under it, so the file of a peer always ends up matching the
+//! in-memory pin whatever the interleaving of [`TrustStore::pin_if_new`], [`TrustStore::store`]
+//! and [`TrustStore::delete`].
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use shoal_protocols::NodeName;
+
+use super::keys::{fingerprint, Fingerprint, KeyError};
+use crate::fsutil::{self, publish, read_bounded, remove_if_exists, FileError, FileOp, Publish};
+use crate::keyformat::{parse_public_key_pem, public_key_pem, PUBLIC_KEY_FILE_MAX_BYTES};
+
+/// Extension of a pin file.
+const PIN_SUFFIX: &str = ".pub";
+
+/// A file of the trust directory that [`TrustStore::open`] did not load.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedPin {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// What [`TrustStore::pin_if_new`] did.
+#[derive(Debug)]
+pub enum PinOutcome {
+    /// The same key was pinned already; nothing changed.
+    Known,
+    /// No key was pinned: this one is now, in memory. `persist_error` is the error of writing
+    /// its file, if that failed: the pin then lasts until the process ends.
+    Pinned {
+        /// Why the pin could not be written to disk, if it could not.
+        persist_error: Option<KeyError>,
+    },
+}
+
+/// Another key is pinned for the peer: the peer presented a key that is not the one it was
+/// first seen (or configured) with. Nothing changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "another key is pinned for this peer ({}): if the peer rotated its key, replace the pin",
+    fingerprint(.pinned)
+)]
+pub struct PinConflict {
+    /// The key that is pinned.
+    pub pinned: [u8; 32],
+}
+
+/// One pin, as listed by [`TrustStore::list`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinInfo {
+    /// The peer.
+    pub name: NodeName,
+    /// Its pinned raw Ed25519 public key.
+    pub public_key: [u8; 32],
+    /// The key's fingerprint.
+    pub fingerprint: Fingerprint,
+}
+
+/// The pinned keys of known peers, in memory and on disk (module doc). `Send + Sync`.
+#[derive(Debug)]
+pub struct TrustStore {
+    dir: PathBuf,
+    pins: RwLock<HashMap<NodeName, [u8; 32]>>,
+    /// Held while writing or removing a pin file, never while waiting for `pins`' write lock
+    /// from a path that holds `pins` (lock order: `writes`, then `pins`).
+    writes: Mutex<()>,
+}
+
+impl TrustStore {
+    /// Loads every pin in `dir` (created 0700 when missing). Files that are not
+    /// `<valid name>.pub` or do not hold a valid key are skipped with a `log::warn!` naming the
+    /// file and the reason, and returned in the list. A pin file that exists but cannot be read
+    /// is an error ([`KeyError::Read`]), not a skip: starting without it would let the next
+    /// handshake pin whatever key that peer presents.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<(Self, Vec<SkippedPin>), KeyError> {
+        let dir = dir.into();
+        fsutil::create_dir(&dir)?;
+        let mut pins = HashMap::new();
+        let mut skipped = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(FileError::on(FileOp::Read, &dir))? {
+            let path = entry.map_err(FileError::on(FileOp::Read, &dir))?.path();
+            match load_pin(&path)? {
+                Ok((name, key)) => {
+                    pins.insert(name, key);
+                }
+                Err(reason) => {
+                    log::warn!("trust store: skipping {}: {reason}", path.display());
+                    skipped.push(SkippedPin { path, reason });
+                }
+            }
+        }
+        skipped.sort_by(|a, b| a.path.cmp(&b.path));
+        let store = Self { dir, pins: RwLock::new(pins), writes: Mutex::new(()) };
+        Ok((store, skipped))
+    }
+
+    /// The directory of the pin files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The key pinned for `peer`.
+    pub fn get(&self, peer: &NodeName) -> Option<[u8; 32]> {
+        self.read_pins().get(peer).copied()
+    }
+
+    /// Trust on first use. The same key pinned → `Ok(PinOutcome::Known)`. No pin → the key is
+    /// pinned in memory, then its file written: `Ok(PinOutcome::Pinned { persist_error })`,
+    /// where a failed write keeps the in-memory pin and reports the error instead of refusing
+    /// the peer. Another key pinned → `Err(PinConflict)`, nothing changes. Among concurrent
+    /// calls for one peer, the first to reach the map wins; the others see `Known` or a
+    /// conflict.
+    pub fn pin_if_new(&self, peer: &NodeName, key: &[u8; 32]) -> Result<PinOutcome, PinConflict> {
+        {
+            let mut pins = self.write_pins();
+            match pins.get(peer) {
+                Some(pinned) if pinned == key => return Ok(PinOutcome::Known),
+                Some(pinned) => return Err(PinConflict { pinned: *pinned }),
+                None => {
+                    pins.insert(peer.clone(), *key);
+                }
+            }
+        }
+        let _writes = self.lock_writes();
+        // An operator's store or delete may have come in between: theirs is newer, and has
+        // already written (or removed) the file.
+        if self.get(peer) != Some(*key) {
+            return Ok(PinOutcome::Pinned { persist_error: None });
+        }
+        let persist_error = self.write_file(peer, key).err();
+        if let Some(error) = &persist_error {
+            log::warn!("trust store: {peer} pinned in memory only: {error}");
+        }
+        Ok(PinOutcome::Pinned { persist_error })
+    }
+
+    /// Operator: pins `key` for `peer`, replacing any pin. The file is written first, then the
+    /// memory: on error nothing changed.
+    pub fn store(&self, peer: &NodeName, key: &[u8; 32]) -> Result<(), KeyError> {
+        let _writes = self.lock_writes();
+        self.write_file(peer, key)?;
+        self.write_pins().insert(peer.clone(), *key);
+        Ok(())
+    }
+
+    /// Operator: removes the pin of `peer`, file and memory; `Ok(false)` when there was none.
+    /// [`KeyError::Remove`]: nothing changed. [`KeyError::Write`] (syncing the directory): the
+    /// pin is gone, but after a crash its file may be back.
+    pub fn delete(&self, peer: &NodeName) -> Result<bool, KeyError> {
+        let _writes = self.lock_writes();
+        let removed_file = remove_if_exists(&self.path_of(peer))?;
+        let removed_pin = self.write_pins().remove(peer).is_some();
+        fsutil::sync_dir(&self.dir)?;
+        Ok(removed_file || removed_pin)
+    }
+
+    /// Every pin, sorted by name.
+    pub fn list(&self) -> Vec<PinInfo> {
+        let mut pins: Vec<PinInfo> = self
+            .read_pins()
+            .iter()
+            .map(|(name, key)| PinInfo {
+                name: name.clone(),
+                public_key: *key,
+                fingerprint: fingerprint(key),
+            })
+            .collect();
+        pins.sort_by(|a, b| a.name.cmp(&b.name));
+        pins
+    }
+
+    /// The number of pins.
+    pub fn len(&self) -> usize {
+        self.read_pins().len()
+    }
+
+    /// Whether no peer is pinned.
+    pub fn is_empty(&self) -> bool {
+        self.read_pins().is_empty()
+    }
+
+    fn path_of(&self, peer: &NodeName) -> PathBuf {
+        self.dir.join(file_name(peer))
+    }
+
+    /// Writes the pin file of `peer`. Called with `writes` held.
+    fn write_file(&self, peer: &NodeName, key: &[u8; 32]) -> Result<(), KeyError> {
+        let pem = public_key_pem(key);
+        let name = file_name(peer);
+        publish(&self.dir, &name, pem.as_bytes(), fsutil::SECRET_MODE, Publish::Replace)?;
+        Ok(())
+    }
+
+    // The map and the unit mutex stay consistent even if a holder panicked (every change is a
+    // single insert or remove), so a poisoned lock is used as it is.
+    fn read_pins(&self) -> RwLockReadGuard<'_, HashMap<NodeName, [u8; 32]>> {
+        self.pins.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_pins(&self) -> RwLockWriteGuard<'_, HashMap<NodeName, [u8; 32]>> {
+        self.pins.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        self.writes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The pin file name of `peer`. Node names hold only `[A-Za-z0-9_.-@]`, never start with `.`
+/// and always contain `@`: safe as a file name, never hidden, never `.` or `..`.
+fn file_name(peer: &NodeName) -> String {
+    format!("{peer}{PIN_SUFFIX}")
+}
+
+/// The pin in `path`; `Ok(Err(reason))` for a file to skip, `Err` for one that cannot be read.
+fn load_pin(path: &Path) -> Result<Result<(NodeName, [u8; 32]), String>, KeyError> {
+    let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Ok(Err("file name is not UTF-8".to_owned()));
+    };
+    let Some(stem) = file_name.strip_suffix(PIN_SUFFIX) else {
+        return Ok(Err(format!("not a pin: the name does not end in {PIN_SUFFIX}")));
+    };
+    let name = match NodeName::parse(stem) {
+        Ok(name) => name,
+        Err(e) => return Ok(Err(format!("{stem:?} is not a node name: {e}"))),
+    };
+    if !path.is_file() {
+        return Ok(Err("not a regular file".to_owned()));
+    }
+    let Some(bytes) = read_bounded(path, PUBLIC_KEY_FILE_MAX_BYTES)? else {
+        return Ok(Err("removed while loading".to_owned()));
+    };
+    Ok(parse_public_key_pem(&bytes).map(|key| (name, key)))
+}
