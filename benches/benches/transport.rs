@@ -11,7 +11,6 @@ use std::hint::black_box;
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use shoal_protocols::Rng;
 use shoal_transport::cid::{self, CID_LEN};
 use shoal_transport::frame::{self, Frame, FrameReader};
 
@@ -64,12 +63,11 @@ fn framing(c: &mut Criterion) {
 }
 
 fn routing(c: &mut Criterion) {
-    let mut rng = Rng::from_seed(7);
     let mut group = c.benchmark_group("cid");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("new_cid", |b| b.iter(|| cid::new_cid(black_box(3), &mut rng)));
+    group.bench_function("new_cid", |b| b.iter(|| cid::new_cid(black_box(3))));
 
-    let sample = cid::new_cid(5, &mut rng);
+    let sample = cid::new_cid(5);
     group.bench_function("shard_of", |b| {
         b.iter(|| cid::shard_of(black_box(&sample), black_box(16)))
     });
@@ -80,7 +78,7 @@ fn routing(c: &mut Criterion) {
     let mut table: HashMap<[u8; CID_LEN], u32> = HashMap::with_capacity(CONNECTIONS);
     let mut keys = Vec::with_capacity(CONNECTIONS);
     for slot in 0..CONNECTIONS {
-        let cid = cid::new_cid(0, &mut rng);
+        let cid = cid::new_cid(0);
         table.insert(cid, u32::try_from(slot).expect("10,000 fits u32"));
         keys.push(cid);
     }
@@ -92,7 +90,7 @@ fn routing(c: &mut Criterion) {
             table.get(black_box(&keys[next])).copied()
         })
     });
-    let stranger = cid::new_cid(0, &mut rng);
+    let stranger = cid::new_cid(0);
     group
         .bench_function("lookup_miss_10k", |b| b.iter(|| table.get(black_box(&stranger)).copied()));
     group.finish();

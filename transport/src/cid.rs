@@ -14,30 +14,37 @@
 //! (RFC 9000 §5.1 asks for unlinkable CIDs). Acceptable inside a cluster; QUIC-LB style
 //! encryption of the byte is the upgrade path.
 
-use shoal_protocols::Rng;
-
 /// Length in bytes of every connection ID shoal issues (and of the DCID of its Initials).
 pub const CID_LEN: usize = 16;
 
 /// Most shards a node may run: the shard index must fit in one CID byte.
 pub const SHARDS_MAX: usize = 256;
 
-/// A fresh connection ID owned by `shard`.
-pub fn new_cid(shard: usize, rng: &mut Rng) -> [u8; CID_LEN] {
+/// A fresh connection ID owned by `shard`: byte 0 names the shard, the other 15 bytes come
+/// from the operating system's CSPRNG (through BoringSSL). Not a seeded generator: CIDs travel
+/// in clear, and a linear generator's state can be recovered from a few outputs, which would let
+/// an observer predict the next CIDs and reset tokens (and each side's first CID is the
+/// freshness of its authentication proof, `auth::proof`).
+pub fn new_cid(shard: usize) -> [u8; CID_LEN] {
     assert!(shard < SHARDS_MAX, "shard index {shard} does not fit the CID byte");
     let mut cid = [0u8; CID_LEN];
-    let shard_byte = u8::try_from(shard).expect("checked against SHARDS_MAX above");
-    cid[0] = shard_byte;
-    for chunk in cid[1..].chunks_mut(8) {
-        let random = rng.next_u64().to_le_bytes();
-        chunk.copy_from_slice(&random[..chunk.len()]);
-    }
+    cid[0] = u8::try_from(shard).expect("checked against SHARDS_MAX above");
+    random_bytes(&mut cid[1..]);
     cid
 }
 
-/// A stateless-reset token for a new CID (quiche requires one per issued CID).
-pub fn new_reset_token(rng: &mut Rng) -> u128 {
-    (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64())
+/// A stateless-reset token for a new CID (quiche requires one per issued CID); RFC 9000
+/// §10.3 requires it to be unguessable, hence the CSPRNG.
+pub fn new_reset_token() -> u128 {
+    let mut token = [0u8; 16];
+    random_bytes(&mut token);
+    u128::from_le_bytes(token)
+}
+
+fn random_bytes(out: &mut [u8]) {
+    // BoringSSL's RAND_bytes aborts the process rather than return weak bytes; an error here
+    // would mean the library is broken.
+    boring::rand::rand_bytes(out).expect("BoringSSL CSPRNG");
 }
 
 /// The shard that owns a connection ID this node issued, given the node's shard count.
@@ -58,12 +65,12 @@ mod tests {
 
     #[test]
     fn cid_names_its_shard_and_is_random_elsewhere() {
-        let mut rng = Rng::from_seed(7);
-        let a = new_cid(3, &mut rng);
-        let b = new_cid(3, &mut rng);
+        let a = new_cid(3);
+        let b = new_cid(3);
         assert_eq!(a[0], 3);
         assert_eq!(shard_of(&a, 4), Some(3));
         assert_ne!(a[1..], b[1..], "two CIDs of one shard must differ");
+        assert_ne!(new_reset_token(), new_reset_token());
     }
 
     #[test]
@@ -76,7 +83,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "does not fit")]
     fn shard_index_beyond_a_byte_is_a_bug() {
-        let mut rng = Rng::from_seed(1);
-        let _ = new_cid(256, &mut rng);
+        let _ = new_cid(256);
     }
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use shoal_protocols::config::ConfigError;
 use shoal_protocols::NodeName;
 
+use crate::auth::AuthConfig;
 use crate::cid::SHARDS_MAX;
 use crate::endpoint::EndpointSettings;
 use crate::tls::QuicSettings;
@@ -48,8 +49,10 @@ pub struct TransportConfig {
     pub migration_sockets_max: usize,
     /// QUIC settings (ALPN, windows, idle timeout, …).
     pub quic: QuicSettings,
-    /// Endpoint settings (frames, queues, GC, migration, HELLO).
+    /// Endpoint settings (frames, queues, GC, migration, the handshake deadline).
     pub endpoint: EndpointSettings,
+    /// Peer authentication (identity key directory, trust mode, cookie, …).
+    pub auth: AuthConfig,
 }
 
 impl TransportConfig {
@@ -69,6 +72,7 @@ impl TransportConfig {
             migration_sockets_max: 64,
             quic: QuicSettings::default(),
             endpoint: EndpointSettings::default(),
+            auth: AuthConfig::default(),
         }
     }
 
@@ -122,6 +126,7 @@ impl TransportConfig {
         }
         self.quic.validate()?;
         self.endpoint.validate()?;
+        self.auth.validate()?;
         if self.endpoint.data_lanes as u64 > self.quic.initial_max_streams_uni {
             return Err(invalid(
                 "data_lanes",

@@ -2,10 +2,15 @@
 //!
 //! ```text
 //! frame   = len:u32 (big-endian, counts kind + body) kind:u8 body
-//! HELLO   = version:u8 incarnation:u64 name_len:u8 name     first frame of each side, control stream
-//! WELCOME = incarnation:u64                                   acceptor's answer to a HELLO
-//! MESSAGE = payload                                           one message of the layer above
+//! HELLO   = version:u8 incarnation:u64 name_len:u8 name target_len:u8 target auth
+//!                                             the dialer's first frame on the control stream
+//! WELCOME = incarnation:u64 name_len:u8 name auth      the acceptor's answer to a HELLO
+//! MESSAGE = payload                                    one message of the layer above
+//! auth    = mode:u8 identity_key:[32] timestamp_ms:u64 signature:[64] cookie_mac:[32]
 //! ```
+//!
+//! `auth` carries the sender's proof (`auth::proof`: mode 1 = signed, 2 = cookie-only, whose
+//! key and signature are zero). HELLO and WELCOME are at most [`HANDSHAKE_FRAME_BYTES_MAX`].
 //!
 //! A reader never buffers more than one frame of at most `frame_bytes_max`; a longer
 //! declared length is refused before any of its body is read, so a peer cannot make us
@@ -18,8 +23,12 @@ use shoal_protocols::NodeName;
 pub const LEN_BYTES: usize = 4;
 /// Bytes of the length prefix plus the kind byte: the overhead of every frame.
 pub const HEADER_BYTES: usize = LEN_BYTES + 1;
-/// Transport frame version carried in HELLO.
-pub const VERSION: u8 = 1;
+/// Transport frame version carried in HELLO (2: HELLO and WELCOME carry proofs).
+pub const VERSION: u8 = 2;
+/// Bytes of the `auth` block of HELLO and WELCOME.
+pub const AUTH_BYTES: usize = 1 + 32 + 8 + 64 + 32;
+/// Largest HELLO (two 255-byte names): `frame_bytes_max` may not be smaller.
+pub const HANDSHAKE_FRAME_BYTES_MAX: usize = 1 + 1 + 8 + 2 * 256 + AUTH_BYTES;
 
 /// Bytes reserved per read from a stream (the reader grows in steps of this size). Small, so
 /// that an idle connection's readers stay small (docs/PERFORMANCE.md, bytes per idle connection).
@@ -35,20 +44,69 @@ const KIND_MESSAGE: u8 = 3;
 /// A decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
-    /// The sender's name and process incarnation (random per start).
+    /// The dialer's name, the name it dialled, its incarnation and its proof.
     Hello {
-        /// The name the sender claims (checked by the authentication layer).
+        /// The name the sender claims (proven by `auth`).
         name: NodeName,
+        /// The name the sender dialled (must be the receiver's).
+        target: NodeName,
         /// Random per process start: a changed value means the peer restarted.
         incarnation: u64,
+        /// The sender's proof.
+        auth: AuthFields,
     },
-    /// The acceptor keeps this connection as the one connection of the pair.
+    /// The acceptor keeps this connection as the one connection of the pair, and proves who
+    /// it is.
     Welcome {
+        /// The name the acceptor claims (must be the dialled name).
+        name: NodeName,
         /// The acceptor's incarnation.
         incarnation: u64,
+        /// The acceptor's proof.
+        auth: AuthFields,
     },
     /// One message for the layer above.
     Message(Bytes),
+}
+
+/// The `auth` block of HELLO and WELCOME, as received (nothing in it is checked by the
+/// decoder except its length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthFields {
+    /// 1 = signed, 2 = cookie-only (other values are refused by the authentication layer).
+    pub mode: u8,
+    /// The sender's Ed25519 identity key (zero in cookie-only mode).
+    pub identity_key: [u8; 32],
+    /// The sender's wall clock, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// Ed25519 signature over the transcript (zero in cookie-only mode).
+    pub signature: [u8; 64],
+    /// HMAC-SHA256 of the transcript keyed with the cluster cookie.
+    pub cookie_mac: [u8; 32],
+}
+
+impl AuthFields {
+    fn put(&self, out: &mut BytesMut) {
+        out.put_u8(self.mode);
+        out.put_slice(&self.identity_key);
+        out.put_u64(self.timestamp_ms);
+        out.put_slice(&self.signature);
+        out.put_slice(&self.cookie_mac);
+    }
+
+    /// Reads the block from exactly [`AUTH_BYTES`] bytes (the caller checked the length).
+    fn get(body: &mut Bytes) -> Self {
+        debug_assert_eq!(body.remaining(), AUTH_BYTES);
+        let mode = body.get_u8();
+        let mut identity_key = [0; 32];
+        body.copy_to_slice(&mut identity_key);
+        let timestamp_ms = body.get_u64();
+        let mut signature = [0; 64];
+        body.copy_to_slice(&mut signature);
+        let mut cookie_mac = [0; 32];
+        body.copy_to_slice(&mut cookie_mac);
+        Self { mode, identity_key, timestamp_ms, signature, cookie_mac }
+    }
 }
 
 /// Why bytes from a peer are not a frame. The connection carrying them is closed; nothing else
@@ -89,21 +147,64 @@ pub fn encode_message(payload: &[u8], out: &mut BytesMut) {
 }
 
 /// Appends an encoded HELLO frame to `out`.
-pub fn encode_hello(name: &NodeName, incarnation: u64, out: &mut BytesMut) {
-    let name_bytes = name.as_str().as_bytes();
-    // Node names are at most 255 bytes (NodeName invariant), so the length fits a u8.
-    let name_len = u8::try_from(name_bytes.len()).expect("NodeName is at most 255 bytes");
-    put_header(out, KIND_HELLO, 1 + 8 + 1 + name_bytes.len());
+pub fn encode_hello(
+    name: &NodeName,
+    target: &NodeName,
+    incarnation: u64,
+    auth: &AuthFields,
+    out: &mut BytesMut,
+) {
+    let body = 1 + 8 + name_bytes(name) + name_bytes(target) + AUTH_BYTES;
+    put_header(out, KIND_HELLO, body);
     out.put_u8(VERSION);
     out.put_u64(incarnation);
-    out.put_u8(name_len);
-    out.put_slice(name_bytes);
+    put_name(name, out);
+    put_name(target, out);
+    auth.put(out);
 }
 
 /// Appends an encoded WELCOME frame to `out`.
-pub fn encode_welcome(incarnation: u64, out: &mut BytesMut) {
-    put_header(out, KIND_WELCOME, 8);
+pub fn encode_welcome(name: &NodeName, incarnation: u64, auth: &AuthFields, out: &mut BytesMut) {
+    put_header(out, KIND_WELCOME, 8 + name_bytes(name) + AUTH_BYTES);
     out.put_u64(incarnation);
+    put_name(name, out);
+    auth.put(out);
+}
+
+/// Encoded size of a name with its length byte.
+fn name_bytes(name: &NodeName) -> usize {
+    1 + name.as_str().len()
+}
+
+fn put_name(name: &NodeName, out: &mut BytesMut) {
+    let bytes = name.as_str().as_bytes();
+    // Node names are at most 255 bytes (NodeName invariant), so the length fits a u8.
+    out.put_u8(u8::try_from(bytes.len()).expect("NodeName is at most 255 bytes"));
+    out.put_slice(bytes);
+}
+
+/// Reads a length-prefixed node name.
+fn get_name(body: &mut Bytes, kind: &'static str) -> Result<NodeName, FrameError> {
+    if body.remaining() < 1 {
+        return Err(FrameError::Malformed { kind, why: "shorter than its names" });
+    }
+    let len = usize::from(body.get_u8());
+    if body.remaining() < len {
+        return Err(FrameError::Malformed { kind, why: "name length beyond the body" });
+    }
+    let bytes = body.split_to(len);
+    std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|text| NodeName::parse(text).ok())
+        .ok_or(FrameError::Malformed { kind, why: "invalid node name" })
+}
+
+/// Reads the `auth` block, which must end the body exactly.
+fn get_auth(body: &mut Bytes, kind: &'static str) -> Result<AuthFields, FrameError> {
+    if body.remaining() != AUTH_BYTES {
+        return Err(FrameError::Malformed { kind, why: "auth block is not 137 bytes" });
+    }
+    Ok(AuthFields::get(body))
 }
 
 /// Encoded size of a MESSAGE frame with `payload_bytes` of payload.
@@ -193,13 +294,19 @@ fn decode_body(kind: u8, mut body: Bytes) -> Result<Frame, FrameError> {
     match kind {
         KIND_MESSAGE => Ok(Frame::Message(body)),
         KIND_WELCOME => {
-            if body.len() != 8 {
-                return Err(FrameError::Malformed { kind: "WELCOME", why: "body is not 8 bytes" });
+            if body.len() < 8 {
+                return Err(FrameError::Malformed {
+                    kind: "WELCOME",
+                    why: "shorter than its header",
+                });
             }
-            Ok(Frame::Welcome { incarnation: body.get_u64() })
+            let incarnation = body.get_u64();
+            let name = get_name(&mut body, "WELCOME")?;
+            let auth = get_auth(&mut body, "WELCOME")?;
+            Ok(Frame::Welcome { name, incarnation, auth })
         }
         KIND_HELLO => {
-            if body.len() < 10 {
+            if body.len() < 9 {
                 return Err(FrameError::Malformed {
                     kind: "HELLO",
                     why: "shorter than its header",
@@ -210,18 +317,10 @@ fn decode_body(kind: u8, mut body: Bytes) -> Result<Frame, FrameError> {
                 return Err(FrameError::Version(version));
             }
             let incarnation = body.get_u64();
-            let name_len = usize::from(body.get_u8());
-            if body.len() != name_len {
-                return Err(FrameError::Malformed {
-                    kind: "HELLO",
-                    why: "name length does not match the body",
-                });
-            }
-            let name = std::str::from_utf8(&body)
-                .ok()
-                .and_then(|text| NodeName::parse(text).ok())
-                .ok_or(FrameError::Malformed { kind: "HELLO", why: "invalid node name" })?;
-            Ok(Frame::Hello { name, incarnation })
+            let name = get_name(&mut body, "HELLO")?;
+            let target = get_name(&mut body, "HELLO")?;
+            let auth = get_auth(&mut body, "HELLO")?;
+            Ok(Frame::Hello { name, target, incarnation, auth })
         }
         other => Err(FrameError::UnknownKind(other)),
     }
@@ -236,19 +335,37 @@ mod tests {
         NodeName::parse(text).expect("test names are valid")
     }
 
+    fn auth() -> AuthFields {
+        AuthFields {
+            mode: 1,
+            identity_key: [1; 32],
+            timestamp_ms: 99,
+            signature: [2; 64],
+            cookie_mac: [3; 32],
+        }
+    }
+
     #[test]
     fn hello_welcome_message_round_trip() {
         let mut out = BytesMut::new();
-        encode_hello(&name("a@host"), 42, &mut out);
-        encode_welcome(7, &mut out);
+        encode_hello(&name("a@host"), &name("b@host"), 42, &auth(), &mut out);
+        encode_welcome(&name("b@host"), 7, &auth(), &mut out);
         encode_message(b"payload", &mut out);
         let mut reader = FrameReader::new(1024);
         reader.push(&out);
         assert_eq!(
             reader.next_frame(),
-            Ok(Some(Frame::Hello { name: name("a@host"), incarnation: 42 }))
+            Ok(Some(Frame::Hello {
+                name: name("a@host"),
+                target: name("b@host"),
+                incarnation: 42,
+                auth: auth()
+            }))
         );
-        assert_eq!(reader.next_frame(), Ok(Some(Frame::Welcome { incarnation: 7 })));
+        assert_eq!(
+            reader.next_frame(),
+            Ok(Some(Frame::Welcome { name: name("b@host"), incarnation: 7, auth: auth() }))
+        );
         assert_eq!(reader.next_frame(), Ok(Some(Frame::Message(Bytes::from_static(b"payload")))));
         assert_eq!(reader.next_frame(), Ok(None));
         assert_eq!(reader.buffered(), 0);
@@ -272,9 +389,40 @@ mod tests {
     }
 
     #[test]
+    fn largest_hello_fits_the_declared_bound() {
+        let long = name(&format!("{}@{}", "n".repeat(127), "h".repeat(127)));
+        let mut out = BytesMut::new();
+        encode_hello(&long, &long, 1, &auth(), &mut out);
+        assert_eq!(out.len(), HEADER_BYTES - 1 + HANDSHAKE_FRAME_BYTES_MAX);
+    }
+
+    #[test]
+    fn truncated_or_padded_auth_blocks_refused() {
+        for delta in [-1i64, 1] {
+            let mut out = BytesMut::new();
+            encode_welcome(&name("b@host"), 7, &auth(), &mut out);
+            let mut body = out.split_off(LEN_BYTES);
+            if delta < 0 {
+                body.truncate(body.len() - 1);
+            } else {
+                body.put_u8(0);
+            }
+            let mut framed = BytesMut::new();
+            framed.put_u32(u32::try_from(body.len()).expect("small"));
+            framed.extend_from_slice(&body);
+            let mut reader = FrameReader::new(1024);
+            reader.push(&framed);
+            assert!(matches!(
+                reader.next_frame(),
+                Err(FrameError::Malformed { kind: "WELCOME", .. })
+            ));
+        }
+    }
+
+    #[test]
     fn malformed_hello_refused() {
         let mut out = BytesMut::new();
-        encode_hello(&name("a@host"), 1, &mut out);
+        encode_hello(&name("a@host"), &name("b@host"), 1, &auth(), &mut out);
         // Corrupt the name's first byte into a character names may not contain.
         let name_at = HEADER_BYTES + 10;
         out[name_at] = b'!';
@@ -282,7 +430,7 @@ mod tests {
         reader.push(&out);
         assert!(matches!(reader.next_frame(), Err(FrameError::Malformed { kind: "HELLO", .. })));
         let mut out = BytesMut::new();
-        encode_hello(&name("a@host"), 1, &mut out);
+        encode_hello(&name("a@host"), &name("b@host"), 1, &auth(), &mut out);
         out[HEADER_BYTES] = 9;
         let mut reader = FrameReader::new(1024);
         reader.push(&out);

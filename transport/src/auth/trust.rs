@@ -89,7 +89,8 @@ pub struct PinInfo {
 /// The pinned keys of known peers, in memory and on disk (module doc). `Send + Sync`.
 #[derive(Debug)]
 pub struct TrustStore {
-    dir: PathBuf,
+    /// `None`: pins in memory only ([`TrustStore::in_memory`]).
+    dir: Option<PathBuf>,
     pins: RwLock<HashMap<NodeName, [u8; 32]>>,
     /// Held while writing or removing a pin file, never while waiting for `pins`' write lock
     /// from a path that holds `pins` (lock order: `writes`, then `pins`).
@@ -120,13 +121,19 @@ impl TrustStore {
             }
         }
         skipped.sort_by(|a, b| a.path.cmp(&b.path));
-        let store = Self { dir, pins: RwLock::new(pins), writes: Mutex::new(()) };
+        let store = Self { dir: Some(dir), pins: RwLock::new(pins), writes: Mutex::new(()) };
         Ok((store, skipped))
     }
 
-    /// The directory of the pin files.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// A store without files: pins live in memory for this run only (a node started without
+    /// `auth_key_dir`: tests, benchmarks). Every operation behaves as with files, minus I/O.
+    pub fn in_memory() -> Self {
+        Self { dir: None, pins: RwLock::new(HashMap::new()), writes: Mutex::new(()) }
+    }
+
+    /// The directory of the pin files (`None` for an in-memory store).
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
     /// The key pinned for `peer`.
@@ -178,9 +185,10 @@ impl TrustStore {
     /// pin is gone, but after a crash its file may be back.
     pub fn delete(&self, peer: &NodeName) -> Result<bool, KeyError> {
         let _writes = self.lock_writes();
-        let removed_file = remove_if_exists(&self.path_of(peer))?;
+        let Some(dir) = &self.dir else { return Ok(self.write_pins().remove(peer).is_some()) };
+        let removed_file = remove_if_exists(&dir.join(file_name(peer)))?;
         let removed_pin = self.write_pins().remove(peer).is_some();
-        fsutil::sync_dir(&self.dir)?;
+        fsutil::sync_dir(dir)?;
         Ok(removed_file || removed_pin)
     }
 
@@ -209,15 +217,13 @@ impl TrustStore {
         self.read_pins().is_empty()
     }
 
-    fn path_of(&self, peer: &NodeName) -> PathBuf {
-        self.dir.join(file_name(peer))
-    }
-
-    /// Writes the pin file of `peer`. Called with `writes` held.
+    /// Writes the pin file of `peer` (nothing for an in-memory store). Called with `writes`
+    /// held.
     fn write_file(&self, peer: &NodeName, key: &[u8; 32]) -> Result<(), KeyError> {
+        let Some(dir) = &self.dir else { return Ok(()) };
         let pem = public_key_pem(key);
         let name = file_name(peer);
-        publish(&self.dir, &name, pem.as_bytes(), fsutil::SECRET_MODE, Publish::Replace)?;
+        publish(dir, &name, pem.as_bytes(), fsutil::SECRET_MODE, Publish::Replace)?;
         Ok(())
     }
 

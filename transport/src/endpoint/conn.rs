@@ -93,6 +93,15 @@ pub(crate) struct Conn {
     pub timer_at: Option<Instant>,
     /// Queued for `poll_transmit`.
     pub dirty: bool,
+    /// The first source connection ID this side chose (bound into the proofs).
+    pub initial_scid: [u8; CID_LEN],
+    /// What the proofs are bound to, known once the QUIC handshake completed.
+    pub binding: Option<crate::auth::Binding>,
+    /// Whether this connection's authentication outcome was recorded (exactly once).
+    pub auth_recorded: bool,
+    /// A dialer's refusal detected when its QUIC handshake completed, carried out at the next
+    /// event (see `on_established`).
+    pub deferred_refusal: Option<crate::auth::AuthFailure>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -110,12 +119,14 @@ impl std::fmt::Debug for Conn {
 pub(crate) const CONTROL_STREAM: u64 = 0;
 
 impl Conn {
-    /// `path` is (local address, peer address).
+    /// `path` is (local address, peer address); `initial_scid` the first source CID this side
+    /// chose for it.
     pub(crate) fn new(
         q: quiche::Connection,
         role: Role,
         peer: Option<NodeName>,
         path: (SocketAddr, SocketAddr),
+        initial_scid: [u8; CID_LEN],
         now: Instant,
         settings: &EndpointSettings,
     ) -> Self {
@@ -148,6 +159,10 @@ impl Conn {
             local_close: None,
             timer_at: None,
             dirty: false,
+            initial_scid,
+            binding: None,
+            auth_recorded: false,
+            deferred_refusal: None,
         }
     }
 

@@ -17,7 +17,9 @@ pub mod close_code {
     pub const REAPED: u64 = 0x3;
     /// The peer sent bytes that are not shoal frames.
     pub const PROTOCOL: u64 = 0x4;
-    /// No HELLO/WELCOME within `hello_timeout_ms` after the QUIC handshake.
+    /// The QUIC handshake and HELLO/WELCOME did not finish within
+    /// `auth_handshake_timeout_ms` (`auth_stream_timeout`). Codes 0x20..=0x27 are the
+    /// authentication refusals (`crate::auth::failure::close_code`).
     pub const HELLO_TIMEOUT: u64 = 0x5;
     /// The node is shutting down.
     pub const SHUTDOWN: u64 = 0x6;
@@ -67,6 +69,14 @@ pub enum DownReason {
     Replaced,
     /// The handshake (QUIC or HELLO) did not complete.
     HandshakeFailed,
+    /// Authentication refused the peer (or the peer refused us): `reason` is the label of
+    /// `crate::auth::AuthFailure` (`key_mismatch`, `untrusted_key`, …).
+    AuthFailed {
+        /// The reason's label.
+        reason: &'static str,
+        /// Whether the peer detected it and closed.
+        by_peer: bool,
+    },
     /// The node is shutting down.
     Shutdown,
 }

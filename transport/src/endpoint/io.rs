@@ -68,13 +68,14 @@ impl Endpoint {
             Counters::add(&self.metrics.datagrams_dropped, 1);
             return DatagramOutcome::Dropped;
         }
-        let scid_bytes = cid::new_cid(self.shard, &mut self.rng);
+        let scid_bytes = cid::new_cid(self.shard);
         let scid = quiche::ConnectionId::from_ref(&scid_bytes);
         let Ok(q) = quiche::accept(&scid, None, to, from, &mut self.quic_config) else {
             Counters::add(&self.metrics.datagrams_dropped, 1);
             return DatagramOutcome::Dropped;
         };
-        let mut conn = Conn::new(q, Role::Acceptor, None, (to, from), now, &self.settings);
+        let mut conn =
+            Conn::new(q, Role::Acceptor, None, (to, from), scid_bytes, now, &self.settings);
         // Retransmitted Initials still carry the dialer's random DCID until it learns ours.
         conn.cids.push(dcid);
         conn.cids.push(scid_bytes);
@@ -100,7 +101,7 @@ impl Endpoint {
         if self.live >= self.settings.connections_max {
             return Err(SendError::ShardFull { max: self.settings.connections_max });
         }
-        let scid_bytes = cid::new_cid(self.shard, &mut self.rng);
+        let scid_bytes = cid::new_cid(self.shard);
         let scid = quiche::ConnectionId::from_ref(&scid_bytes);
         let q = quiche::connect(None, &scid, self.local_addr, addr, &mut self.quic_config)
             .map_err(|error| SendError::Quic(error.to_string()))?;
@@ -109,6 +110,7 @@ impl Endpoint {
             Role::Dialer,
             Some(peer.clone()),
             (self.local_addr, addr),
+            scid_bytes,
             now,
             &self.settings,
         );
@@ -123,7 +125,9 @@ impl Endpoint {
     /// events, CID upkeep, writing queued messages, close detection, timer and send queue.
     pub(super) fn after_io(&mut self, slot: u32, mut conn: Box<Conn>, now: Instant) {
         if conn.phase == Phase::Handshake && conn.q.is_established() {
-            self.on_established(&mut conn);
+            self.on_established(&mut conn, now);
+        } else if let Some(failure) = conn.deferred_refusal.take() {
+            self.auth_failed(&mut conn, &failure, now);
         }
         if !conn.q.is_closed() {
             self.read_streams(slot, &mut conn, now);
@@ -144,16 +148,43 @@ impl Endpoint {
         self.put(slot, conn);
     }
 
-    fn on_established(&mut self, conn: &mut Conn) {
+    /// The QUIC handshake completed: bind the connection for authentication; the dialer sends
+    /// HELLO with its proof, the acceptor waits for it.
+    fn on_established(&mut self, conn: &mut Conn, now: Instant) {
+        let binding = match self.bind_connection(conn) {
+            Ok(binding) => binding,
+            Err(failure) if conn.role == Role::Dialer => {
+                // The client's handshake completes before the server's: closing now would
+                // send the close in 1-RTT packets only, before our TLS Finished, and the
+                // server could read neither (measured: it waited for its deadline). Refuse at
+                // the next event instead, once the Finished went out.
+                conn.deferred_refusal = Some(failure);
+                conn.phase = Phase::AwaitWelcome;
+                return;
+            }
+            Err(failure) => {
+                self.auth_failed(conn, &failure, now);
+                return;
+            }
+        };
+        conn.binding = Some(binding);
         match conn.role {
             Role::Dialer => {
+                let target = conn.peer.clone().expect("dialled connections know their peer");
+                let auth = self.auth.prove_hello(
+                    &binding,
+                    &self.name,
+                    &target,
+                    self.incarnation,
+                    &mut self.auth_scratch,
+                );
                 let mut hello = BytesMut::new();
-                frame::encode_hello(&self.name, self.incarnation, &mut hello);
+                frame::encode_hello(&self.name, &target, self.incarnation, &auth, &mut hello);
                 // The control stream goes first. Errors mean the connection is closing,
                 // which the close check after this step handles.
                 let _ = conn.q.stream_priority(CONTROL_STREAM, 0, false);
                 // The peer's stream window is at least 64 KiB (QuicSettings::validate) and a
-                // HELLO is at most 270 bytes, so it is taken whole.
+                // HELLO is at most 659 bytes, so it is taken whole.
                 match conn.q.stream_send(CONTROL_STREAM, &hello, false) {
                     Ok(written) if written == hello.len() => conn.phase = Phase::AwaitWelcome,
                     _ => self.close_conn(conn, close_code::PROTOCOL, DownReason::HandshakeFailed),
@@ -232,8 +263,8 @@ impl Endpoint {
             return;
         }
         while conn.q.scids_left() > 0 && conn.cids.len() < SPARE_CIDS + 2 {
-            let cid_bytes = cid::new_cid(self.shard, &mut self.rng);
-            let reset_token = cid::new_reset_token(&mut self.rng);
+            let cid_bytes = cid::new_cid(self.shard);
+            let reset_token = cid::new_reset_token();
             let cid = quiche::ConnectionId::from_ref(&cid_bytes);
             if conn.q.new_scid(&cid, reset_token, true).is_err() {
                 break;
@@ -354,6 +385,7 @@ impl Endpoint {
     /// A closed connection leaves: CIDs and table entries removed, its queued messages
     /// moved to the pair's other connection, parked for a redial, or reported lost.
     pub(super) fn finish(&mut self, slot: u32, mut conn: Box<Conn>, now: Instant) {
+        self.auth_abandoned(&mut conn, now);
         let this = self.conn_ref(slot);
         for cid in &conn.cids {
             if self.by_cid.get(cid) == Some(&slot) {
@@ -439,6 +471,10 @@ fn write_queue(
 fn down_reason(conn: &Conn) -> DownReason {
     if let Some(reason) = &conn.local_close {
         return reason.clone();
+    }
+    let peer_app_code = conn.q.peer_error().filter(|error| error.is_app).map(|error| error.error_code);
+    if let Some(refusal) = peer_app_code.and_then(crate::auth::AuthFailure::from_peer_close) {
+        return DownReason::AuthFailed { reason: refusal.label, by_peer: true };
     }
     if !conn.announced && conn.phase != Phase::Ready {
         return DownReason::HandshakeFailed;

@@ -13,6 +13,7 @@
 //! `preamble_pending_max`, peer streams ≤ the QUIC stream limits; one GSO batch ≤ 64
 //! segments; events and hand-offs are drained after every call.
 
+mod auth;
 mod conn;
 pub mod event;
 mod io;
@@ -29,11 +30,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shoal_protocols::{NodeName, Rng};
+use shoal_protocols::NodeName;
 
+use crate::auth::Auth;
 use crate::cid::CID_LEN;
 use crate::directory::{ConnRef, Directory};
 use crate::metrics::{Counters, ShardMetrics};
+use crate::tls::PeerVerifier;
 use conn::Conn;
 pub use event::{DownReason, Event, Lane, MigrationOutcome, StreamKey};
 pub use queue::Queues;
@@ -60,8 +63,12 @@ pub struct EndpointParams {
     pub directory: Arc<Directory>,
     /// This shard's metrics block.
     pub metrics: Arc<ShardMetrics>,
-    /// Seed of the CID generator.
-    pub seed: u64,
+    /// The node's authentication state (identity, pins, cookie), shared by its shards.
+    pub auth: Arc<Auth>,
+    /// The node's peer verifier, run again on the peer's TLS key after the handshake.
+    pub verifier: Arc<dyn PeerVerifier>,
+    /// The node's TLS public key (bound into every proof).
+    pub tls_public_key: [u8; 32],
 }
 
 impl std::fmt::Debug for EndpointParams {
@@ -244,7 +251,6 @@ pub struct Endpoint {
     settings: EndpointSettings,
     directory: Arc<Directory>,
     metrics: Arc<ShardMetrics>,
-    rng: Rng,
     slots: Vec<Slot>,
     free_slots: Vec<u32>,
     live: usize,
@@ -260,6 +266,12 @@ pub struct Endpoint {
     next_gc: Instant,
     stash: Option<(Vec<u8>, quiche::SendInfo)>,
     scratch: Vec<u8>,
+    auth: Arc<Auth>,
+    verifier: Arc<dyn PeerVerifier>,
+    tls_public_key: [u8; 32],
+    /// Transcript buffer of the proofs (≤ `auth::proof::TRANSCRIPT_BYTES_MAX`).
+    auth_scratch: Vec<u8>,
+    auth_log: auth::LogLimiter,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -293,7 +305,6 @@ impl Endpoint {
             settings: params.settings,
             directory: params.directory,
             metrics: params.metrics,
-            rng: Rng::from_seed(params.seed),
             slots: Vec::new(),
             free_slots: Vec::new(),
             live: 0,
@@ -309,6 +320,11 @@ impl Endpoint {
             next_gc: now + sweep,
             stash: None,
             scratch: vec![0; DGRAM_SCRATCH_BYTES],
+            auth: params.auth,
+            verifier: params.verifier,
+            tls_public_key: params.tls_public_key,
+            auth_scratch: Vec::with_capacity(crate::auth::proof::TRANSCRIPT_BYTES_MAX),
+            auth_log: auth::LogLimiter::new(),
         }
     }
 
@@ -403,9 +419,8 @@ impl Endpoint {
     fn arm_timer(&mut self, slot: u32, conn: &mut Conn) {
         let mut next = conn.q.timeout_instant();
         if conn.phase != conn::Phase::Ready && conn.phase != conn::Phase::Closing {
-            let hello_deadline =
-                conn.created_at + Duration::from_millis(self.settings.hello_timeout_ms);
-            next = Some(next.map_or(hello_deadline, |at| at.min(hello_deadline)));
+            let auth_deadline = conn.created_at + self.auth_deadline();
+            next = Some(next.map_or(auth_deadline, |at| at.min(auth_deadline)));
         }
         if let Some(migration) = conn.migration {
             next = Some(next.map_or(migration.deadline, |at| at.min(migration.deadline)));
@@ -496,14 +511,12 @@ impl Endpoint {
     }
 
     fn check_deadlines(&mut self, conn: &mut Conn, now: Instant) {
-        let hello_deadline =
-            conn.created_at + Duration::from_millis(self.settings.hello_timeout_ms);
         let handshaking = matches!(
             conn.phase,
             conn::Phase::Handshake | conn::Phase::AwaitHello | conn::Phase::AwaitWelcome
         );
-        if handshaking && now >= hello_deadline {
-            self.close_conn(conn, event::close_code::HELLO_TIMEOUT, DownReason::HandshakeFailed);
+        if handshaking && now >= conn.created_at + self.auth_deadline() {
+            self.auth_failed(conn, &crate::auth::AuthFailure::AuthStreamTimeout, now);
         }
         if let Some(migration) = conn.migration {
             if now >= migration.deadline {

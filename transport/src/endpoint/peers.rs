@@ -12,7 +12,7 @@ use super::event::{close_code, DownReason, Event, Lane};
 use super::io::protocol_violation;
 use super::{Endpoint, Handoff, MigrateError, Parked, Queues, SendError};
 use crate::directory::{decide_hello, ConnRef, Entry, HelloDecision};
-use crate::frame::{self, Frame, FrameError, FrameReader};
+use crate::frame::{self, AuthFields, Frame, FrameError, FrameReader};
 use crate::metrics::Counters;
 
 impl Endpoint {
@@ -235,12 +235,16 @@ impl Endpoint {
                 self.events.push_back(Event::Message { peer, lane, payload });
                 Ok(())
             }
-            (Frame::Hello { name, incarnation }, Lane::Control, Phase::AwaitHello) => {
-                self.on_hello(conn, name, incarnation, now);
+            (Frame::Hello { name, target, incarnation, auth }, Lane::Control, Phase::AwaitHello) => {
+                self.on_hello(conn, &name, &target, incarnation, &auth, now);
                 Ok(())
             }
-            (Frame::Welcome { incarnation }, Lane::Control, Phase::AwaitWelcome) => {
-                self.on_welcome(conn, incarnation, now);
+            (
+                Frame::Welcome { name, incarnation, auth },
+                Lane::Control,
+                Phase::AwaitWelcome,
+            ) => {
+                self.on_welcome(conn, &name, incarnation, &auth, now);
                 Ok(())
             }
             (Frame::Message(_), _, _) => {
@@ -255,10 +259,39 @@ impl Endpoint {
         }
     }
 
-    /// The acceptor learns who dialled and applies the one-connection-per-pair rule.
-    fn on_hello(&mut self, conn: &mut Conn, peer: NodeName, incarnation: u64, now: Instant) {
-        // Seam for peer authentication: the claimed name is taken as is here; the
-        // authentication layer binds it to the identity proven on this connection.
+    /// The acceptor checks the dialer's proof (`auth`), then applies the
+    /// one-connection-per-pair rule. Only a proven name reaches the directory and the events.
+    fn on_hello(
+        &mut self,
+        conn: &mut Conn,
+        claimed: &NodeName,
+        target: &NodeName,
+        incarnation: u64,
+        fields: &AuthFields,
+        now: Instant,
+    ) {
+        // AwaitHello is entered only once the connection is bound; a frame without a binding
+        // cannot be checked, so it is ignored (the deadline closes such a connection).
+        let Some(binding) = conn.binding else { return };
+        conn.peer = Some(claimed.clone());
+        let checked = self.auth.check_hello(
+            &binding,
+            &self.name,
+            claimed,
+            target,
+            incarnation,
+            fields,
+            &mut self.auth_scratch,
+        );
+        let mode = match checked {
+            Ok(peer) => peer.mode,
+            Err(failure) => {
+                self.auth_failed(conn, &failure, now);
+                return;
+            }
+        };
+        self.auth_succeeded(conn, now);
+        let peer = claimed.clone();
         let slot = conn.slot;
         let this = self.conn_ref(slot);
         let decision = {
@@ -277,8 +310,16 @@ impl Endpoint {
                 self.close_conn(conn, close_code::DUPLICATE, DownReason::Replaced);
             }
             HelloDecision::Accept { replaces } => {
+                let auth = self.auth.prove_welcome(
+                    &binding,
+                    &peer,
+                    &self.name,
+                    self.incarnation,
+                    mode,
+                    &mut self.auth_scratch,
+                );
                 let mut welcome = BytesMut::new();
-                frame::encode_welcome(self.incarnation, &mut welcome);
+                frame::encode_welcome(&self.name, self.incarnation, &auth, &mut welcome);
                 match conn.q.stream_send(CONTROL_STREAM, &welcome, false) {
                     Ok(written) if written == welcome.len() => {}
                     _ => {
@@ -296,10 +337,35 @@ impl Endpoint {
         }
     }
 
-    /// The dialer's connection is confirmed (or superseded while it waited).
-    fn on_welcome(&mut self, conn: &mut Conn, incarnation: u64, now: Instant) {
+    /// The dialer checks the acceptor's proof; the connection is then confirmed (or
+    /// superseded while it waited).
+    fn on_welcome(
+        &mut self,
+        conn: &mut Conn,
+        claimed: &NodeName,
+        incarnation: u64,
+        fields: &AuthFields,
+        now: Instant,
+    ) {
         let this = self.conn_ref(conn.slot);
         let peer = conn.peer.clone().expect("dialled connections know their peer");
+        // Without a binding this side already refused the peer (`deferred_refusal`): a WELCOME
+        // cannot be checked and is ignored.
+        let Some(binding) = conn.binding else { return };
+        let checked = self.auth.check_welcome(
+            &binding,
+            &self.name,
+            &peer,
+            claimed,
+            incarnation,
+            fields,
+            &mut self.auth_scratch,
+        );
+        if let Err(failure) = checked {
+            self.auth_failed(conn, &failure, now);
+            return;
+        }
+        self.auth_succeeded(conn, now);
         let owner = {
             let mut directory = self.directory.lock();
             match directory.get(&peer).copied() {

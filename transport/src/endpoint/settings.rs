@@ -20,9 +20,11 @@ pub struct EndpointSettings {
     /// Streams per connection that may wait for their preamble at once. Default and bound
     /// 64 (issue #3, DESIGN §7).
     pub preamble_pending_max: usize,
-    /// Time after the QUIC handshake for the HELLO/WELCOME exchange. Default 10,000 ms
-    /// (guess: far above a LAN round trip, short enough to free slots held by silent peers).
-    pub hello_timeout_ms: u64,
+    /// One deadline for the whole authenticated handshake: from a connection's creation, the
+    /// QUIC handshake and the HELLO/WELCOME proofs must finish within it, otherwise the
+    /// connection closes with `auth_stream_timeout` (`auth_handshake_timeout`, deployment
+    /// seed default 10,000 ms). Bound 1..=600,000 ms.
+    pub auth_handshake_timeout_ms: u64,
     /// Idle time before the GC may close a connection (`dist_gc_min_age_ms`, deployment
     /// seed default 300,000 ms).
     pub dist_gc_min_age_ms: u64,
@@ -47,7 +49,7 @@ impl Default for EndpointSettings {
             peer_queue_bytes_max: 4 << 20,
             data_lanes: 4,
             preamble_pending_max: 64,
-            hello_timeout_ms: 10_000,
+            auth_handshake_timeout_ms: 10_000,
             dist_gc_min_age_ms: 300_000,
             dist_gc_sweep_period_ms: 60_000,
             migrate_timeout_ms: 5_000,
@@ -64,11 +66,11 @@ fn invalid(key: &'static str, value: &dyn std::fmt::Display, fix: &'static str) 
 impl EndpointSettings {
     /// Checks every bound; the error names the key and the fix.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !(64..=16 << 20).contains(&self.frame_bytes_max) {
+        if !(1_024..=16 << 20).contains(&self.frame_bytes_max) {
             return Err(invalid(
                 "frame_bytes_max",
                 &self.frame_bytes_max,
-                "use 64..=16777216 bytes",
+                "use 1024..=16777216 bytes (the largest HELLO is 659 bytes)",
             ));
         }
         if self.peer_queue_bytes_max < self.frame_bytes_max + crate::frame::HEADER_BYTES {
@@ -84,11 +86,11 @@ impl EndpointSettings {
         if !(1..=64).contains(&self.preamble_pending_max) {
             return Err(invalid("preamble_pending_max", &self.preamble_pending_max, "use 1..=64"));
         }
-        if self.hello_timeout_ms == 0 {
+        if !(1..=600_000).contains(&self.auth_handshake_timeout_ms) {
             return Err(invalid(
-                "hello_timeout_ms",
-                &self.hello_timeout_ms,
-                "use a positive number of milliseconds",
+                "auth_handshake_timeout_ms",
+                &self.auth_handshake_timeout_ms,
+                "use 1..=600000 milliseconds (raise it only for genuinely slow links)",
             ));
         }
         if self.dist_gc_sweep_period_ms == 0 {

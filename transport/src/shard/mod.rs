@@ -30,6 +30,7 @@ use handler::{Item, Outbound};
 use mailbox::Mailbox;
 use state::{ShardSocket, ShardState, TX_BUF_BYTES};
 
+use crate::auth::{Auth, AuthSetupError};
 use crate::config::TransportConfig;
 use crate::directory::Directory;
 use crate::endpoint::{Endpoint, EndpointParams, Event, Lane, MigrationOutcome, PathStats};
@@ -52,6 +53,10 @@ pub enum StartError {
     /// TLS material could not be loaded or generated (the error names the file).
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// Identity keys or the trust store could not be loaded (the error names the file and
+    /// the fix, e.g. `keypair_mismatch`).
+    #[error(transparent)]
+    Auth(#[from] AuthSetupError),
     /// An executor thread could not be created.
     #[error("cannot start shard {shard}: {reason}")]
     Executor {
@@ -88,6 +93,28 @@ pub(crate) struct Shared {
     pub(crate) stopped: AtomicBool,
     pub(crate) migration_sockets_max: usize,
     pub(crate) migrate_timeout: Duration,
+    pub(crate) auth: Arc<Auth>,
+}
+
+/// Parts of a transport a caller may replace at start.
+pub struct Seams {
+    /// Decides at the TLS level which peer TLS keys may connect (checked again after the
+    /// handshake). Default: [`AcceptAnyCertificate`] — identity is proven by `auth`.
+    pub verifier: Arc<dyn PeerVerifier>,
+    /// The authentication state; `None` loads it from `TransportConfig::auth`.
+    pub auth: Option<Arc<Auth>>,
+}
+
+impl Default for Seams {
+    fn default() -> Self {
+        Self { verifier: Arc::new(AcceptAnyCertificate), auth: None }
+    }
+}
+
+impl std::fmt::Debug for Seams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seams").field("auth", &self.auth).finish_non_exhaustive()
+    }
 }
 
 /// A running transport: its shards and the handle to reach them.
@@ -108,7 +135,7 @@ impl std::fmt::Debug for Transport {
 impl Transport {
     /// Starts the shards with one handler per shard from `handlers`.
     pub fn start(config: TransportConfig, handlers: HandlerFactory) -> Result<Self, StartError> {
-        Self::start_with_verifier(config, handlers, Arc::new(AcceptAnyCertificate))
+        Self::start_with(config, handlers, Seams::default())
     }
 
     /// Starts the shards; events go to a bounded channel (capacity `events_max`) that the
@@ -120,18 +147,23 @@ impl Transport {
         let (sender, receiver) = channel::bounded(events_max);
         let factory: HandlerFactory =
             Arc::new(move |_shard| Box::new(ChannelHandler::new(sender.clone())));
-        Self::start_with_verifier(config, factory, Arc::new(AcceptAnyCertificate))
-            .map(|transport| (transport, receiver))
+        Self::start_with(config, factory, Seams::default()).map(|transport| (transport, receiver))
     }
 
-    /// Starts with a peer verifier (the authentication layer's seam).
-    pub fn start_with_verifier(
+    /// Starts with replaced parts ([`Seams`]): a TLS-level peer verifier, or an
+    /// authentication state built by the caller (a given identity, trust store or clock).
+    pub fn start_with(
         config: TransportConfig,
         handlers: HandlerFactory,
-        verifier: Arc<dyn PeerVerifier>,
+        seams: Seams,
     ) -> Result<Self, StartError> {
         config.validate()?;
         sys::check_memlock(config.shards)?;
+        let Seams { verifier, auth } = seams;
+        let auth = match auth {
+            Some(auth) => auth,
+            None => Arc::new(Auth::load(&config.auth)?),
+        };
         let material = match &config.quic_cert_dir {
             Some(dir) => TlsMaterial::load_or_generate(dir, config.name.as_str())?,
             None => TlsMaterial::generate_ephemeral(config.name.as_str())?,
@@ -159,6 +191,7 @@ impl Transport {
             stopped: AtomicBool::new(false),
             migration_sockets_max: config.migration_sockets_max,
             migrate_timeout: Duration::from_millis(config.endpoint.migrate_timeout_ms),
+            auth: Arc::clone(&auth),
         });
         let incarnation = random_u64();
         let cpus = glommio::CpuSet::online().map(|set| set.len()).unwrap_or(1).max(1);
@@ -179,7 +212,9 @@ impl Transport {
                 settings: config.endpoint.clone(),
                 directory: Arc::clone(&shared.directory),
                 metrics: Arc::clone(&metrics[shard]),
-                seed: incarnation ^ (shard as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                auth: Arc::clone(&auth),
+                verifier: Arc::clone(&verifier),
+                tls_public_key: material.public_key(),
             };
             let shard_shared = Arc::clone(&shared);
             let handlers = Arc::clone(&handlers);
@@ -339,6 +374,13 @@ impl std::fmt::Debug for TransportHandle {
 }
 
 impl TransportHandle {
+    /// The node's authentication state: identity rotation
+    /// ([`Auth::rotate_identity`]) and trust-store operations ([`Auth::trust_store`]) take
+    /// effect at the next handshake, without a restart.
+    pub fn auth(&self) -> &Arc<Auth> {
+        &self.shared.auth
+    }
+
     /// The bound listen address.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr

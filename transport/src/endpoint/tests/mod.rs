@@ -14,9 +14,12 @@ use shoal_protocols::NodeName;
 
 use super::event::{close_code, reset_code};
 use super::*;
+use crate::auth::{Auth, AuthConfig};
 use crate::directory::Directory;
 use crate::metrics::ShardMetrics;
-use crate::tls::{quiche_config, AcceptAnyCertificate, QuicSettings, TlsMaterial};
+use crate::tls::{quiche_config, AcceptAnyCertificate, PeerVerifier, QuicSettings, TlsMaterial};
+
+mod auth;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -38,22 +41,60 @@ struct Net {
     blackhole: bool,
 }
 
-fn endpoint(node: &str, port: u16, settings: EndpointSettings, seed: u64) -> Endpoint {
+/// Authentication with an in-memory identity and pins, default settings otherwise.
+pub(super) fn memory_auth(config: AuthConfig) -> Arc<Auth> {
+    let config = AuthConfig { auth_key_dir: None, ..config };
+    Arc::new(Auth::load(&config).expect("valid auth config"))
+}
+
+/// What an endpoint under test is built from, beyond its name and settings.
+pub(super) struct Parts {
+    pub auth: Arc<Auth>,
+    pub verifier: Arc<dyn PeerVerifier>,
+    /// Applied to the quiche configuration after the factory built it (a test changing it
+    /// the way someone editing the code might).
+    pub tamper: fn(&mut quiche::Config),
+}
+
+impl Default for Parts {
+    fn default() -> Self {
+        Self {
+            auth: memory_auth(AuthConfig::default()),
+            verifier: Arc::new(AcceptAnyCertificate),
+            tamper: |_| {},
+        }
+    }
+}
+
+fn endpoint(node: &str, port: u16, settings: EndpointSettings, incarnation: u64) -> Endpoint {
+    endpoint_with(node, port, settings, incarnation, Parts::default())
+}
+
+pub(super) fn endpoint_with(
+    node: &str,
+    port: u16,
+    settings: EndpointSettings,
+    incarnation: u64,
+    parts: Parts,
+) -> Endpoint {
     let material = TlsMaterial::generate_ephemeral(node).expect("ephemeral TLS material");
-    let quic_config =
-        quiche_config(&material, &QuicSettings::default(), Arc::new(AcceptAnyCertificate))
+    let mut quic_config =
+        quiche_config(&material, &QuicSettings::default(), Arc::clone(&parts.verifier))
             .expect("quic config");
+    (parts.tamper)(&mut quic_config);
     let params = EndpointParams {
         shard: 0,
         shards: 1,
         name: name(node),
-        incarnation: seed,
+        incarnation,
         local_addr: addr(port),
         quic_config,
         settings,
         directory: Arc::new(Directory::new()),
         metrics: Arc::new(ShardMetrics::default()),
-        seed,
+        auth: parts.auth,
+        verifier: parts.verifier,
+        tls_public_key: material.public_key(),
     };
     Endpoint::new(params, Instant::now())
 }
@@ -456,8 +497,10 @@ fn simultaneous_dials_end_with_one_connection() {
 fn restarted_peer_replaces_the_stale_connection() {
     let mut net = Net::pair();
     net.connect(0, 1);
-    // b restarts: a new endpoint with the same name and address, a new incarnation.
-    net.nodes[1] = endpoint("b@host", 1002, EndpointSettings::default(), 99);
+    // b restarts: a new endpoint with the same name, address and identity key, a new
+    // incarnation.
+    let parts = Parts { auth: Arc::clone(&net.nodes[1].auth), ..Parts::default() };
+    net.nodes[1] = endpoint_with("b@host", 1002, EndpointSettings::default(), 99, parts);
     net.events[1].clear();
     net.send(1, 0, Lane::Data(0), b"i am back").expect("dial");
     net.pump_until("a replaced the old connection", |net| {
@@ -574,7 +617,9 @@ fn foreign_dcid_is_handed_to_its_owner_shard() {
         settings: EndpointSettings::default(),
         directory: Arc::new(Directory::new()),
         metrics: Arc::clone(&metrics),
-        seed: 1,
+        auth: memory_auth(AuthConfig::default()),
+        verifier: Arc::new(AcceptAnyCertificate),
+        tls_public_key: material.public_key(),
     };
     let mut shard0 = Endpoint::new(params, Instant::now());
     let mut short = vec![0x40u8; 60];
