@@ -9,13 +9,15 @@ use std::sync::{Mutex, PoisonError};
 use serde_json::Value;
 
 /// The fixed keys of the JSON report, in order.
-const KEYS: [&str; 18] = [
+const KEYS: [&str; 20] = [
     "workload",
     "shards",
     "connections",
     "size_bytes",
     "duration_s",
     "handshakes_per_s",
+    "tls_only_handshakes_per_s",
+    "auth_ratio",
     "msgs_per_s",
     "gbit_per_s",
     "rtt_p50_us",
@@ -123,6 +125,8 @@ fn handshake_reports_rate_and_idle_memory() {
     assert_eq!(r["connections"], 8);
     null(&r, "size_bytes");
     positive(&r, "handshakes_per_s");
+    positive(&r, "tls_only_handshakes_per_s");
+    positive(&r, "auth_ratio");
     positive(&r, "cpu_s");
     positive(&r, "peak_rss_bytes");
     positive(&r, "bytes_per_idle_connection");
@@ -141,6 +145,8 @@ fn messages_with_baseline_reports_rate_and_ratio() {
     positive(&r, "cpu_s");
     null(&r, "baseline_handshakes_per_s");
     null(&r, "handshakes_per_s");
+    null(&r, "tls_only_handshakes_per_s");
+    null(&r, "auth_ratio");
 }
 
 #[test]

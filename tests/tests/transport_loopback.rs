@@ -2,95 +2,15 @@
 //! own shards and SO_REUSEPORT group) in one test process. Waits are for events, with
 //! generous deadlines; nothing sleeps to synchronise.
 
-use std::net::SocketAddr;
+mod loopback;
+
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use crossbeam::channel::Receiver;
+use loopback::{config, count, messages, Node, DEADLINE};
 use shoal_protocols::NodeName;
-use shoal_transport::config::TransportConfig;
 use shoal_transport::endpoint::{DownReason, Event, Lane, MigrationOutcome};
 use shoal_transport::shard::{StartError, Transport};
 use shoal_transport::sys::SocketError;
-
-const DEADLINE: Duration = Duration::from_secs(20);
-
-fn name(text: &str) -> NodeName {
-    NodeName::parse(text).expect("valid test name")
-}
-
-fn config(node: &str, shards: usize) -> TransportConfig {
-    let mut config = TransportConfig::new(name(node), "127.0.0.1:0".parse().expect("literal"));
-    config.shards = shards;
-    // Tests share the machine's two cores with the test runner: let the kernel place shards.
-    config.pin_shards = false;
-    config.quic_cert_dir = None;
-    config.socket_rcvbuf_bytes = 1 << 20;
-    config.socket_sndbuf_bytes = 1 << 20;
-    config
-}
-
-struct Node {
-    name: NodeName,
-    transport: Transport,
-    events: Receiver<(usize, Event)>,
-    seen: Vec<(usize, Event)>,
-}
-
-impl Node {
-    fn start(config: TransportConfig) -> Self {
-        let name = config.name.clone();
-        let (transport, events) =
-            Transport::start_with_channel(config, 1 << 16).expect("transport starts");
-        Self { name, transport, events, seen: Vec::new() }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.transport.local_addr()
-    }
-
-    fn send(&self, to: &Self, lane: Lane, payload: &[u8]) {
-        self.transport
-            .handle()
-            .send(&to.name, to.addr(), lane, Bytes::copy_from_slice(payload))
-            .expect("queued to a shard");
-    }
-
-    /// Collects events until `done` holds for the events seen so far.
-    fn wait(&mut self, what: &str, done: impl Fn(&[(usize, Event)]) -> bool) {
-        let deadline = Instant::now() + DEADLINE;
-        while !done(&self.seen) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "{}: timed out waiting for {what}; saw {:?}",
-                self.name,
-                self.seen
-            );
-            if let Ok(event) = self.events.recv_timeout(left) {
-                self.seen.push(event);
-            }
-        }
-    }
-
-    fn messages(&self) -> Vec<Bytes> {
-        messages(&self.seen)
-    }
-}
-
-fn messages(events: &[(usize, Event)]) -> Vec<Bytes> {
-    events
-        .iter()
-        .filter_map(|(_, event)| match event {
-            Event::Message { payload, .. } => Some(payload.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn count(events: &[(usize, Event)], pred: impl Fn(&Event) -> bool) -> usize {
-    events.iter().filter(|(_, event)| pred(event)).count()
-}
 
 #[test]
 fn messages_both_ways_in_order_and_steady_traffic_stays_on_the_owning_shard() {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _};
 use nix::poll::{poll, PollFd, PollFlags};
 use shoal_protocols::NodeName;
+use shoal_transport::auth::{Auth, AuthConfig};
 use shoal_transport::directory::Directory;
 use shoal_transport::endpoint::{Endpoint, EndpointParams, EndpointSettings, Event, Lane};
 use shoal_transport::metrics::ShardMetrics;
@@ -51,6 +52,8 @@ struct Fleet {
     server: NodeName,
     server_addr: SocketAddr,
     material: TlsMaterial,
+    /// One authentication state (identity, pins) for all client nodes.
+    auth: Arc<Auth>,
     gso: bool,
     rx: Vec<u8>,
     tx: Vec<u8>,
@@ -61,15 +64,18 @@ struct Fleet {
 }
 
 impl Fleet {
-    fn new(server_addr: SocketAddr, gso: bool) -> anyhow::Result<Self> {
+    fn new(server_addr: SocketAddr, gso: bool, auth_enabled: bool) -> anyhow::Result<Self> {
         let server = NodeName::parse(SERVER_NAME).map_err(|e| anyhow!("server name: {e}"))?;
         let material = TlsMaterial::generate_ephemeral("lg-client")
             .context("cannot generate the client certificate")?;
+        let config = AuthConfig { auth_enabled, auth_key_dir: None, ..AuthConfig::default() };
+        let auth = Arc::new(Auth::load(&config).context("cannot set up client authentication")?);
         Ok(Self {
             nodes: Vec::new(),
             server,
             server_addr,
             material,
+            auth,
             gso,
             rx: vec![0; 65_536],
             tx: vec![0; TX_BUF_BYTES],
@@ -99,7 +105,9 @@ impl Fleet {
             settings: EndpointSettings::default(),
             directory: Arc::new(Directory::new()),
             metrics: Arc::new(ShardMetrics::default()),
-            seed: 0x5eed ^ index as u64,
+            auth: Arc::clone(&self.auth),
+            verifier: Arc::new(AcceptAnyCertificate),
+            tls_public_key: self.material.public_key(),
         };
         let endpoint = Endpoint::new(params, Instant::now());
         self.nodes.push(Node {
@@ -242,12 +250,14 @@ pub(crate) struct HandshakeFigures {
     pub(crate) server_cpu_s: f64,
 }
 
-/// The timed phase: `plan.connections` dial/close loops for `plan.duration` after a warm-up.
+/// The timed phase: `plan.connections` dial/close loops for `plan.duration` after a warm-up,
+/// with authentication on or off (the server must match).
 pub(crate) fn run_loops(
     plan: &Plan,
     server: &mut ServerProcess,
+    auth_enabled: bool,
 ) -> anyhow::Result<HandshakeFigures> {
-    let mut fleet = Fleet::new(server.addr, server.gso)?;
+    let mut fleet = Fleet::new(server.addr, server.gso, auth_enabled)?;
     for i in 0..plan.connections {
         let index = fleet.add(&format!("lg-{i}@loop"), true)?;
         fleet.dial(index)?;
@@ -288,7 +298,7 @@ pub(crate) fn idle_bytes_per_connection(
     server: &mut ServerProcess,
     count: usize,
 ) -> anyhow::Result<f64> {
-    let mut fleet = Fleet::new(server.addr, server.gso)?;
+    let mut fleet = Fleet::new(server.addr, server.gso, true)?;
     for i in 0..count {
         fleet.add(&format!("lg-idle-{i}@loop"), false)?;
     }

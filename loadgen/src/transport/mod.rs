@@ -42,9 +42,12 @@ here. Figures are measured at the server over --duration seconds after a 0.5 s w
 
 Workloads:
   handshake  --connections C loops (default 32), each: dial, LinkUp (QUIC handshake with
-             Ed25519 certificates both ways + HELLO/WELCOME), close, dial again. The client
-             is one thread driving C sans-IO endpoints (names lg-<i>@loop, one UDP socket
-             each). handshakes_per_s = LinkUps at the server / duration. Then, against a
+             Ed25519 certificates both ways + HELLO/WELCOME with identity proofs both ways),
+             close, dial again. The client is one thread driving C sans-IO endpoints (names
+             lg-<i>@loop, one UDP socket each). handshakes_per_s = LinkUps at the server /
+             duration. The same loops then run against a fresh server with authentication
+             off (cookie-only HELLO/WELCOME): tls_only_handshakes_per_s, and auth_ratio =
+             handshakes_per_s / tls_only_handshakes_per_s. Then, against a
              fresh server, --idle-connections connections (default 1000, 0 = skip) are opened
              and held; bytes_per_idle_connection = server RSS growth / that count.
   messages   one connection; the client's shard handler refills its send queue on a data
@@ -271,7 +274,7 @@ pub(crate) fn measure(plan: &Plan) -> anyhow::Result<Report> {
     }
     match plan.workload {
         Workload::Handshake => {
-            let figures = handshake::run_loops(plan, &mut server)?;
+            let figures = handshake::run_loops(plan, &mut server, true)?;
             report.duration_s = figures.seconds;
             report.handshakes_per_s = Some(figures.handshakes as f64 / figures.seconds);
             report.handshakes_per_server_cpu_s =
@@ -289,6 +292,16 @@ pub(crate) fn measure(plan: &Plan) -> anyhow::Result<Report> {
     }
     let last = server.stop()?;
     report.peak_rss_bytes = Some(last.peak_rss_bytes);
+    if plan.workload == Workload::Handshake {
+        // The same loops against a server with authentication off: what authentication costs.
+        let mut plain = ServerProcess::spawn_with(plan.shards, plan.pin, false, false)
+            .context("TLS-only phase")?;
+        let figures = handshake::run_loops(plan, &mut plain, false).context("TLS-only phase")?;
+        plain.stop().context("TLS-only phase")?;
+        let tls_only = figures.handshakes as f64 / figures.seconds;
+        report.tls_only_handshakes_per_s = Some(tls_only);
+        report.auth_ratio = report.handshakes_per_s.map(|authenticated| authenticated / tls_only);
+    }
     if plan.workload == Workload::Handshake && plan.idle_connections > 0 {
         let mut fresh =
             ServerProcess::spawn(plan.shards, plan.pin, false).context("idle-connection phase")?;

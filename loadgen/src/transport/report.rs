@@ -17,7 +17,12 @@ pub(crate) struct Report {
     pub(crate) size_bytes: Option<usize>,
     /// Length of the timed window, as measured.
     pub(crate) duration_s: f64,
+    /// Authenticated handshakes (Ed25519 identity proofs both ways) per second.
     pub(crate) handshakes_per_s: Option<f64>,
+    /// The same workload with authentication off (`auth_enabled = false`), same run.
+    pub(crate) tls_only_handshakes_per_s: Option<f64>,
+    /// `handshakes_per_s / tls_only_handshakes_per_s`.
+    pub(crate) auth_ratio: Option<f64>,
     pub(crate) msgs_per_s: Option<f64>,
     pub(crate) gbit_per_s: Option<f64>,
     pub(crate) rtt_p50_us: Option<f64>,
@@ -92,6 +97,12 @@ impl Report {
             }
         };
         figure("handshakes/s", self.handshakes_per_s.map(|v| format!("{v:.0}")), ">= 6,500");
+        figure(
+            "TLS-only handshakes/s",
+            self.tls_only_handshakes_per_s.map(|v| format!("{v:.0}")),
+            "",
+        );
+        figure("auth ratio", self.auth_ratio.map(|v| format!("{v:.3}")), ">= 0.75");
         figure(
             "handshakes/server CPU s",
             self.handshakes_per_server_cpu_s.map(|v| format!("{v:.0}")),

@@ -42,6 +42,10 @@ pub(crate) struct ServerArgs {
     /// Echo messages whose first byte marks them as pings (the rtt workload).
     #[arg(long)]
     echo: bool,
+    /// Run with authentication off (`auth_enabled = false`: cookie-only HELLO/WELCOME),
+    /// for the handshake workload's `tls_only_handshakes_per_s`.
+    #[arg(long)]
+    no_auth: bool,
 }
 
 /// What the server reports on request and at exit.
@@ -109,6 +113,9 @@ pub(crate) fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.shards = args.shards;
     config.pin_shards = args.pin;
     config.quic_cert_dir = None;
+    // An identity and pins in memory: every run starts as a first contact (TOFU pins).
+    config.auth.auth_key_dir = None;
+    config.auth.auth_enabled = !args.no_auth;
     config.shutdown_timeout_ms = 500;
     let counters: Vec<Arc<Counters>> =
         (0..args.shards).map(|_| Arc::new(Counters::default())).collect();
@@ -173,6 +180,16 @@ struct Hello {
 impl ServerProcess {
     /// Starts `shoal-loadgen transport-server` and waits for its address.
     pub(crate) fn spawn(shards: usize, pin: bool, echo: bool) -> anyhow::Result<Self> {
+        Self::spawn_with(shards, pin, echo, true)
+    }
+
+    /// [`Self::spawn`] with authentication on or off.
+    pub(crate) fn spawn_with(
+        shards: usize,
+        pin: bool,
+        echo: bool,
+        auth: bool,
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find the load generator's own binary")?;
         let mut command = Command::new(exe);
         command.arg("transport-server").arg("--shards").arg(shards.to_string());
@@ -181,6 +198,9 @@ impl ServerProcess {
         }
         if echo {
             command.arg("--echo");
+        }
+        if !auth {
+            command.arg("--no-auth");
         }
         let mut child = command
             .stdin(Stdio::piped())

@@ -177,6 +177,7 @@ impl Client {
         // Placement comes from the process's affinity mask (set by the caller when pinned).
         config.pin_shards = false;
         config.quic_cert_dir = None;
+        config.auth.auth_key_dir = None;
         config.shutdown_timeout_ms = 500;
         let shared = Arc::new(Shared {
             mode: AtomicU8::new(MODE_IDLE),

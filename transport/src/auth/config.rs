@@ -67,7 +67,12 @@ impl Cookie {
 
 impl fmt::Debug for Cookie {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Cookie({} bytes{})", self.0.len(), if self.is_default() { ", default" } else { "" })
+        write!(
+            f,
+            "Cookie({} bytes{})",
+            self.0.len(),
+            if self.is_default() { ", default" } else { "" }
+        )
     }
 }
 
@@ -185,7 +190,10 @@ mod tests {
     #[test]
     fn every_bound_names_its_key() {
         let cases: [(AuthConfig, &str); 4] = [
-            (AuthConfig { auth_timestamp_window_ms: 999, ..AuthConfig::default() }, "auth_timestamp_window_ms"),
+            (
+                AuthConfig { auth_timestamp_window_ms: 999, ..AuthConfig::default() },
+                "auth_timestamp_window_ms",
+            ),
             (AuthConfig { dist_cookie: Cookie::new(""), ..AuthConfig::default() }, "dist_cookie"),
             (
                 AuthConfig { dist_cookie: Cookie::new(vec![b'x'; 1_025]), ..AuthConfig::default() },

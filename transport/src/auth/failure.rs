@@ -231,6 +231,9 @@ mod tests {
                 assert_eq!(refusal.index(), index);
             }
         }
-        assert_eq!(AuthFailure::from_peer_close(crate::endpoint::event::close_code::DUPLICATE), None);
+        assert_eq!(
+            AuthFailure::from_peer_close(crate::endpoint::event::close_code::DUPLICATE),
+            None
+        );
     }
 }

@@ -50,7 +50,8 @@ impl Auth {
         incarnation: u64,
         scratch: &mut Vec<u8>,
     ) -> AuthFields {
-        let speaker = Speaker { role: ProofRole::Dialer, dialer: me, acceptor: target, incarnation };
+        let speaker =
+            Speaker { role: ProofRole::Dialer, dialer: me, acceptor: target, incarnation };
         self.prove(binding, &speaker, self.mode_for(target), scratch)
     }
 
@@ -108,7 +109,8 @@ impl Auth {
                 claimed: claimed.to_string(),
             });
         }
-        let speaker = Speaker { role: ProofRole::Acceptor, dialer: me, acceptor: dialled, incarnation };
+        let speaker =
+            Speaker { role: ProofRole::Acceptor, dialer: me, acceptor: dialled, incarnation };
         self.check(binding, &speaker, dialled, fields, scratch)
     }
 
@@ -201,7 +203,10 @@ impl Auth {
             match self.trust.pin_if_new(peer, &presented) {
                 Ok(PinOutcome::Known) => {}
                 Ok(PinOutcome::Pinned { persist_error }) => {
-                    log::info!("Pinned key for node {peer} on first contact: {}", fingerprint(&presented));
+                    log::info!(
+                        "Pinned key for node {peer} on first contact: {}",
+                        fingerprint(&presented)
+                    );
                     if let Some(error) = persist_error {
                         log::error!(
                             "Pin for node {peer} is kept in memory only (it will not survive a restart): {error}"

@@ -41,7 +41,9 @@ impl NodePattern {
             return Err(fail("no '@'"));
         };
         match (name, host) {
-            ("*", "*") => Err(fail("*@* would exempt every node (set auth_enabled = false instead)")),
+            ("*", "*") => {
+                Err(fail("*@* would exempt every node (set auth_enabled = false instead)"))
+            }
             ("*", host) => {
                 // Validate the host part as a node name would be.
                 NodeName::parse(&format!("x@{host}")).map_err(|_| fail("invalid host part"))?;

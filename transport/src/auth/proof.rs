@@ -134,9 +134,8 @@ pub fn transcript(binding: &Binding, claims: &Claims<'_>, out: &mut Vec<u8>) {
 /// The proof of `transcript`: signed with `identity` when given (signed mode), MACed with
 /// `cookie` always.
 pub fn prove(identity: Option<&Identity>, cookie: &[u8], transcript: &[u8]) -> Proof {
-    let signature = identity.map_or([0; 64], |identity| {
-        identity.signing_key().sign(transcript).to_bytes()
-    });
+    let signature =
+        identity.map_or([0; 64], |identity| identity.signing_key().sign(transcript).to_bytes());
     Proof { signature, cookie_mac: cookie_mac(cookie, transcript) }
 }
 

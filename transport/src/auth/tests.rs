@@ -65,7 +65,12 @@ fn exchange(dialer: &Auth, acceptor: &Auth) -> Outcome {
     exchange_on(dialer, acceptor, &binding(), &binding())
 }
 
-fn exchange_on(dialer: &Auth, acceptor: &Auth, seen_by_dialer: &Binding, seen_by_acceptor: &Binding) -> Outcome {
+fn exchange_on(
+    dialer: &Auth,
+    acceptor: &Auth,
+    seen_by_dialer: &Binding,
+    seen_by_acceptor: &Binding,
+) -> Outcome {
     let (a, b) = (name("a@h"), name("b@h"));
     let mut scratch = Vec::new();
     let hello = dialer.prove_hello(seen_by_dialer, &a, &b, 11, &mut scratch);
@@ -88,7 +93,10 @@ fn signed_exchange_pins_both_sides_on_first_contact() {
     let (dialer, acceptor) = (node(memory()), node(memory()));
     let outcome = exchange(&dialer, &acceptor);
     let accepted = outcome.acceptor.expect("accepted");
-    assert_eq!(accepted, PeerIdentity { mode: Mode::Signed, identity_key: Some(dialer.identity().public_key()) });
+    assert_eq!(
+        accepted,
+        PeerIdentity { mode: Mode::Signed, identity_key: Some(dialer.identity().public_key()) }
+    );
     let confirmed = outcome.dialer.expect("welcome checked").expect("confirmed");
     assert_eq!(confirmed.identity_key, Some(acceptor.identity().public_key()));
     assert_eq!(acceptor.trust_store().get(&name("a@h")), Some(dialer.identity().public_key()));
@@ -166,7 +174,10 @@ fn authentication_off_is_cookie_only_for_everyone() {
     let outcome = exchange(&node(off.clone()), &node(off.clone()));
     assert_eq!(label(&outcome.dialer.expect("checked")), "ok");
     // A node with authentication on refuses a node with it off, both ways.
-    assert_eq!(label(&exchange(&node(off.clone()), &node(memory())).acceptor), "unexpected_auth_ok");
+    assert_eq!(
+        label(&exchange(&node(off.clone()), &node(memory())).acceptor),
+        "unexpected_auth_ok"
+    );
     assert_eq!(label(&exchange(&node(memory()), &node(off)).acceptor), "unexpected_auth_ok");
 }
 
@@ -232,7 +243,11 @@ fn forged_or_garbled_fields_are_refused() {
     let bad_mode = AuthFields { mode: 9, ..hello };
     let other_incarnation_checked =
         acceptor.check_hello(&binding(), &b, &a, &b, 2, &hello, &mut scratch);
-    for (fields, want) in [(forged_key, "signature_invalid"), (bad_signature, "signature_invalid"), (bad_mode, "unexpected_auth_ok")] {
+    for (fields, want) in [
+        (forged_key, "signature_invalid"),
+        (bad_signature, "signature_invalid"),
+        (bad_mode, "unexpected_auth_ok"),
+    ] {
         let result = acceptor.check_hello(&binding(), &b, &a, &b, 1, &fields, &mut scratch);
         assert_eq!(label(&result), want);
     }
@@ -261,8 +276,9 @@ fn the_clock_is_read_for_every_proof() {
         let ticks = Arc::clone(&ticks);
         Arc::new(move || ticks.load(Ordering::Relaxed))
     };
-    let dialer = Auth::with_parts(&memory(), Identity::generate(), None, TrustStore::in_memory(), clock)
-        .expect("valid");
+    let dialer =
+        Auth::with_parts(&memory(), Identity::generate(), None, TrustStore::in_memory(), clock)
+            .expect("valid");
     let acceptor = node(memory());
     assert_eq!(label(&exchange(&dialer, &acceptor).acceptor), "ok");
     ticks.store(NOW_MS + 3_600_000, Ordering::Relaxed);

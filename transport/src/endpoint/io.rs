@@ -472,7 +472,8 @@ fn down_reason(conn: &Conn) -> DownReason {
     if let Some(reason) = &conn.local_close {
         return reason.clone();
     }
-    let peer_app_code = conn.q.peer_error().filter(|error| error.is_app).map(|error| error.error_code);
+    let peer_app_code =
+        conn.q.peer_error().filter(|error| error.is_app).map(|error| error.error_code);
     if let Some(refusal) = peer_app_code.and_then(crate::auth::AuthFailure::from_peer_close) {
         return DownReason::AuthFailed { reason: refusal.label, by_peer: true };
     }

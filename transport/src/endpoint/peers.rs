@@ -235,15 +235,15 @@ impl Endpoint {
                 self.events.push_back(Event::Message { peer, lane, payload });
                 Ok(())
             }
-            (Frame::Hello { name, target, incarnation, auth }, Lane::Control, Phase::AwaitHello) => {
+            (
+                Frame::Hello { name, target, incarnation, auth },
+                Lane::Control,
+                Phase::AwaitHello,
+            ) => {
                 self.on_hello(conn, &name, &target, incarnation, &auth, now);
                 Ok(())
             }
-            (
-                Frame::Welcome { name, incarnation, auth },
-                Lane::Control,
-                Phase::AwaitWelcome,
-            ) => {
+            (Frame::Welcome { name, incarnation, auth }, Lane::Control, Phase::AwaitWelcome) => {
                 self.on_welcome(conn, &name, incarnation, &auth, now);
                 Ok(())
             }

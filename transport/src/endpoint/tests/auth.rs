@@ -46,7 +46,8 @@ fn a_refused_tls_key_fails_even_when_verify_peer_was_switched_off() {
     for refusing_side in [0, 1] {
         let nodes = (0..2)
             .map(|index| {
-                let parts = if index == refusing_side { refusing_parts() } else { Parts::default() };
+                let parts =
+                    if index == refusing_side { refusing_parts() } else { Parts::default() };
                 let node = ["a@host", "b@host"][index];
                 endpoint_with(node, 1001 + index as u16, EndpointSettings::default(), 1, parts)
             })
@@ -111,10 +112,7 @@ fn a_peer_that_stalls_after_the_quic_handshake_is_closed_at_the_deadline() {
         std::thread::yield_now();
     }
     assert!(client.is_established(), "the QUIC handshake itself completed");
-    assert!(
-        started.elapsed() >= Duration::from_millis(DEADLINE_MS),
-        "closed before the deadline"
-    );
+    assert!(started.elapsed() >= Duration::from_millis(DEADLINE_MS), "closed before the deadline");
     let peer_error = client.peer_error().expect("closed by the acceptor");
     assert_eq!(
         (peer_error.is_app, peer_error.error_code),
@@ -150,4 +148,3 @@ fn a_peer_refusal_reaches_the_dialer_as_a_link_down_with_the_reason() {
     assert!(net.messages(1).is_empty());
     assert_eq!(net.nodes[1].auth.trust_store().get(&name("a@host")), Some(other), "pin unchanged");
 }
-
