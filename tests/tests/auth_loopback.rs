@@ -282,6 +282,10 @@ fn identity_rotation_takes_effect_at_the_next_handshake_without_a_restart() {
     // A new handshake (b restarts; a keeps running): b's TOFU pin refuses the new key.
     b.transport.shutdown().expect("clean shutdown");
     let mut b = Node::start(on_disk("rot-b@loop", &dir_b));
+    // Until a has seen the old link go, a send would still take the old connection.
+    a.wait("the old link down", |seen| {
+        count(seen, |event| matches!(event, Event::LinkDown { .. })) > 0
+    });
     a.send(&b, Lane::Data(0), b"refused");
     wait_refused(&mut a, "key_mismatch");
     // The operator removes the stale pin; TOFU pins the new key.
@@ -334,4 +338,30 @@ fn cookie_only_nodes_with_the_default_cookie_refuse_to_start() {
     let error = Transport::start_with_channel(config, 16).expect_err("refused");
     let text = error.to_string();
     assert!(text.contains("cookie_only_nodes") && text.contains("dist_cookie"), "{text}");
+}
+
+#[test]
+fn two_nodes_cannot_share_a_key_directory() {
+    let dir = Scratch::new("shared");
+    let first = Node::start(on_disk("first@loop", &dir));
+    let error =
+        Transport::start_with_channel(on_disk("second@loop", &dir), 16).expect_err("locked");
+    assert!(error.to_string().contains("in use by another shoal process"), "{error}");
+    // The directory is free again once the first node stopped.
+    first.transport.shutdown().expect("clean shutdown");
+    let again = Node::start(on_disk("second@loop", &dir));
+    again.transport.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn a_stopped_node_releases_its_shards_state_and_authentication() {
+    let mut a = Node::start(with_auth("leak-a@loop", AuthConfig::default()));
+    let b = Node::start(with_auth("leak-b@loop", AuthConfig::default()));
+    deliver(&b, &mut a, b"a connection, so the shard holds state");
+    let auth = Arc::clone(a.transport.handle().auth());
+    assert!(Arc::strong_count(&auth) > 1);
+    a.transport.shutdown().expect("clean shutdown");
+    // Shards, endpoints and handles are gone: only this test's reference is left (a cycle
+    // between the shard's tasks and its state once kept them all alive).
+    assert_eq!(Arc::strong_count(&auth), 1);
 }

@@ -269,7 +269,7 @@ pub(crate) fn pem_body(text: &str, label: &str) -> Result<Vec<u8>, String> {
         return Err(format!("text after the {end:?} line"));
     }
     let is_base64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
-    if body.is_empty() || body.len() % 4 != 0 || !body.chars().all(is_base64) {
+    if body.is_empty() || !body.len().is_multiple_of(4) || !body.chars().all(is_base64) {
         return Err("a PEM body that is not base64".to_owned());
     }
     boring::base64::decode_block(&body).map_err(|_| "a PEM body that is not base64".to_owned())

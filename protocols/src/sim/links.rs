@@ -52,7 +52,7 @@ impl Latency {
 }
 
 fn fmt_ms(us: u64) -> String {
-    if us % 1000 == 0 {
+    if us.is_multiple_of(1000) {
         format!("{}", us / 1000)
     } else {
         format!("{:.3}", us as f64 / 1000.0)

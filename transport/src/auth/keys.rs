@@ -140,6 +140,15 @@ pub struct Rotated {
     pub new_fingerprint: Fingerprint,
 }
 
+/// Name of the lock file inside the key directory (empty; the lock is the point).
+pub const LOCK_FILE_NAME: &str = ".lock";
+
+/// The key directory's lock ([`KeyDir::lock`]); released on drop (or when the process ends).
+#[derive(Debug)]
+pub struct KeyDirLock {
+    _file: std::fs::File,
+}
+
 /// The directory holding the node's identity key pair, its trust store and its backups
 /// (module doc: layout and rules). Only paths: nothing is touched until a method is called.
 #[derive(Clone, Debug)]
@@ -166,6 +175,29 @@ impl KeyDir {
     /// `<dir>/backups`: one subdirectory per rotation.
     pub fn backups_dir(&self) -> PathBuf {
         self.dir.join(BACKUPS_DIR_NAME)
+    }
+
+    /// Takes the directory for this process: an exclusive advisory lock (`flock`) on
+    /// `<dir>/.lock`, held until the guard drops. A running node holds it for its lifetime, so
+    /// that a second node cannot share the identity and a key command cannot change files
+    /// under a running node (whose pins and identity live in memory). Fails with
+    /// [`KeyError::Locked`] at once, without waiting.
+    pub fn lock(&self) -> Result<KeyDirLock, KeyError> {
+        fsutil::create_dir(&self.dir)?;
+        let path = self.dir.join(LOCK_FILE_NAME);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(FileError::on(FileOp::Write, &path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(KeyDirLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(KeyError::Locked { dir: self.dir.clone() })
+            }
+            Err(std::fs::TryLockError::Error(source)) => Err(KeyError::Write { path, source }),
+        }
     }
 
     /// Loads the identity, generating what is missing (module doc: the table of rules). Run

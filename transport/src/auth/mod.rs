@@ -93,6 +93,8 @@ pub struct Auth {
     key_dir: Option<KeyDir>,
     trust: TrustStore,
     clock: WallClock,
+    /// Held while this `Auth` lives: no other process changes the key directory meanwhile.
+    _lock: Option<keys::KeyDirLock>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -112,16 +114,20 @@ impl Auth {
     /// Logs a loud warning when authentication is disabled and one warning per skipped pin.
     pub fn load(config: &AuthConfig) -> Result<Self, AuthSetupError> {
         config.validate()?;
-        let (identity, key_dir, trust) = match &config.auth_key_dir {
+        config.validate()?;
+        let (identity, key_dir, trust, lock) = match &config.auth_key_dir {
             Some(dir) => {
                 let key_dir = KeyDir::new(dir.clone());
+                let lock = key_dir.lock()?;
                 let identity = key_dir.load_or_generate()?;
                 let (trust, _skipped) = TrustStore::open(key_dir.trusted_dir())?;
-                (identity, Some(key_dir), trust)
+                (identity, Some(key_dir), trust, Some(lock))
             }
-            None => (Identity::generate(), None, TrustStore::in_memory()),
+            None => (Identity::generate(), None, TrustStore::in_memory(), None),
         };
-        Self::with_parts(config, identity, key_dir, trust, system_clock())
+        let mut auth = Self::with_parts(config, identity, key_dir, trust, system_clock())?;
+        auth._lock = lock;
+        Ok(auth)
     }
 
     /// An `Auth` from parts (tests and benchmarks: a given identity, trust store or clock).
@@ -152,6 +158,7 @@ impl Auth {
             key_dir,
             trust,
             clock,
+            _lock: None,
         })
     }
 

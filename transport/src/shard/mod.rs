@@ -346,10 +346,9 @@ async fn run_shard(
         glommio::spawn_local_into(tasks::writer_loop(Rc::clone(&state)), io_queue),
         glommio::spawn_local_into(tasks::timer_loop(Rc::clone(&state)), io_queue),
     ];
-    for task in spawned {
-        // Spawning into a queue created just above cannot fail.
-        task.expect("the I/O queue exists").detach();
-    }
+    // Spawning into a queue created just above cannot fail.
+    let background: Vec<_> =
+        spawned.into_iter().map(|task| task.expect("the I/O queue exists").detach()).collect();
     state.borrow_mut().io_queue = Some(io_queue);
     // The mailbox task returns once Stop arrived; the closing connections drain next.
     match glommio::spawn_local_into(tasks::mailbox_loop(Rc::clone(&state), shard), control_queue) {
@@ -357,6 +356,20 @@ async fn run_shard(
         Err(_) => tasks::mailbox_loop(Rc::clone(&state), shard).await,
     }
     tasks::drain(&state, shutdown_timeout).await;
+    // The background tasks loop forever and each holds the state, which holds their sockets'
+    // tasks: cancel them all, or the cycle keeps the endpoint (and the node's key-directory
+    // lock, its `Auth`) alive after the executor stopped (measured: it did).
+    for task in background {
+        task.cancel();
+    }
+    let sockets = std::mem::take(&mut state.borrow_mut().sockets);
+    for socket in sockets {
+        if let Some(task) = socket._recv_task {
+            task.cancel().await;
+        }
+    }
+    // Let the executor run (and so drop) the cancelled tasks before it stops.
+    glommio::executor().yield_now().await;
 }
 
 /// A `Clone + Send` handle for threads outside the shards.

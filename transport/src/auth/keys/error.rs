@@ -9,6 +9,17 @@ use crate::fsutil::{FileError, FileOp};
 /// file; none quotes the contents of a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// Another process holds the key directory (a running node, or a `shoal keys` command).
+    /// Nothing was read or written. Retrying helps once that process is done; for a running
+    /// node use its own API (identity rotation, pins) instead of the files.
+    #[error(
+        "{dir} is in use by another shoal process (a running node or a key command): stop it, \
+         or change keys and pins through the running node"
+    )]
+    Locked {
+        /// The key directory.
+        dir: PathBuf,
+    },
     /// A directory (the key directory, its `trusted/` or `backups/`) could not be created, or a
     /// file is in the way. Nothing was written. Retrying helps once the cause (permissions, a
     /// file with the directory's name) is fixed.
