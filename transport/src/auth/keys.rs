@@ -43,6 +43,7 @@ mod fingerprint;
 #[cfg(test)]
 mod tests;
 
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -140,6 +141,20 @@ pub struct Rotated {
     pub new_fingerprint: Fingerprint,
 }
 
+/// The Ed25519 public key in a `node.pub`-style file (PEM `PUBLIC KEY`, SPKI): what an
+/// operator pins for a peer. Errors name the file.
+pub fn read_public_key(path: &Path) -> Result<[u8; 32], KeyError> {
+    let bytes = read_bounded(path, PUBLIC_KEY_FILE_MAX_BYTES)?.ok_or_else(|| KeyError::Read {
+        path: path.to_owned(),
+        source: std::io::ErrorKind::NotFound.into(),
+    })?;
+    parse_public_key_pem(&bytes).map_err(|found| KeyError::PublicKeyFormat {
+        path: path.to_owned(),
+        expected: PUBLIC_KEY_EXPECTED,
+        found,
+    })
+}
+
 /// Name of the lock file inside the key directory (empty; the lock is the point).
 pub const LOCK_FILE_NAME: &str = ".lock";
 
@@ -186,6 +201,7 @@ impl KeyDir {
         fsutil::create_dir(&self.dir)?;
         let path = self.dir.join(LOCK_FILE_NAME);
         let file = std::fs::OpenOptions::new()
+            .mode(fsutil::SECRET_MODE)
             .create(true)
             .truncate(false)
             .write(true)

@@ -41,7 +41,9 @@ use shoal_protocols::config::ConfigError;
 pub use config::{AuthConfig, Cookie, TrustMode, DEFAULT_COOKIE};
 pub use failure::{AuthFailure, PeerRefusal};
 pub use handshake::PeerIdentity;
-pub use keys::{fingerprint, Fingerprint, Identity, KeyDir, KeyError, Rotated, DEFAULT_KEY_DIR};
+pub use keys::{
+    fingerprint, read_public_key, Fingerprint, Identity, KeyDir, KeyError, Rotated, DEFAULT_KEY_DIR,
+};
 pub use pattern::NodePattern;
 pub use proof::{Binding, Mode};
 pub use trust::{PinConflict, PinInfo, PinOutcome, SkippedPin, TrustStore};
@@ -192,16 +194,12 @@ impl Auth {
         };
         let new_fingerprint = identity.fingerprint();
         *self.identity.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(identity);
-        match &backup_dir {
-            Some(backup) => log::warn!(
-                "Identity rotated: new fingerprint {new_fingerprint} (old {old_fingerprint}, \
-                 backup in {})",
-                backup.display()
-            ),
-            None => log::warn!(
+        // `KeyDir::rotate` logged the rotation with both fingerprints and the backup.
+        if backup_dir.is_none() {
+            log::warn!(
                 "Identity rotated in memory: new fingerprint {new_fingerprint} (old \
                  {old_fingerprint})"
-            ),
+            );
         }
         Ok(IdentityRotation { old_fingerprint, new_fingerprint, backup_dir })
     }

@@ -130,12 +130,7 @@ impl TlsMaterial {
         let certificate = match existing {
             Some(bytes) => {
                 let certificate = parse_cert_pem(&cert_path, &bytes)?;
-                let cert_key =
-                    ed25519_public_key(&certificate).map_err(|reason| TlsError::CertFormat {
-                        path: cert_path.clone(),
-                        expected: CERT_EXPECTED,
-                        found: format!("a certificate whose {reason}"),
-                    })?;
+                let cert_key = certificate_key(&cert_path, &certificate)?;
                 if cert_key != public_key {
                     return Err(TlsError::CertKeyMismatch { cert: cert_path, key: key_path });
                 }
@@ -222,6 +217,24 @@ pub(crate) fn parse_key_pem(path: &Path, bytes: &[u8]) -> Result<[u8; SEED_BYTES
         path: path.to_owned(),
         expected: PRIVATE_KEY_EXPECTED,
         found,
+    })
+}
+
+/// The Ed25519 key of the certificate in the PEM file `path` (what `shoal keys show` prints
+/// the fingerprint of). Errors name the file.
+pub fn read_certificate_key(path: &Path) -> Result<[u8; 32], TlsError> {
+    let bytes = read_bounded(path, CERT_FILE_MAX_BYTES)?.ok_or_else(|| TlsError::Read {
+        path: path.to_owned(),
+        source: io::ErrorKind::NotFound.into(),
+    })?;
+    certificate_key(path, &parse_cert_pem(path, &bytes)?)
+}
+
+fn certificate_key(path: &Path, certificate: &X509) -> Result<[u8; 32], TlsError> {
+    ed25519_public_key(certificate).map_err(|reason| TlsError::CertFormat {
+        path: path.to_owned(),
+        expected: CERT_EXPECTED,
+        found: format!("a certificate whose {reason}"),
     })
 }
 

@@ -22,7 +22,9 @@ mod tests;
 use std::io;
 use std::path::PathBuf;
 
-pub use material::{TlsMaterial, CERT_FILE_NAME, COMMON_NAME_MAX_BYTES, KEY_FILE_NAME};
+pub use material::{
+    read_certificate_key, TlsMaterial, CERT_FILE_NAME, COMMON_NAME_MAX_BYTES, KEY_FILE_NAME,
+};
 pub use quic_config::{quiche_config, QuicSettings, ALPN};
 pub use rotate::RotatedCert;
 pub use verify::{peer_public_key, AcceptAnyCertificate, PeerRejected, PeerVerifier};

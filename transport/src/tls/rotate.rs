@@ -45,6 +45,14 @@ impl TlsMaterial {
         let key_pem = private_key_pem(&seed).into_bytes();
         let rotation = Rotation::begin(pair_files(dir), key_pem, cert_pem, SystemTime::now())?;
         let backup_dir = rotation.run()?;
+        log::warn!(
+            "{}: TLS certificate rotated from key {} to {}; old pair in {}; restart the node to \
+             use it",
+            dir.display(),
+            crate::auth::fingerprint(&old.public_key()),
+            crate::auth::fingerprint(&public_key_of(&seed)),
+            backup_dir.display()
+        );
         Ok(RotatedCert {
             backup_dir,
             old_public_key: old.public_key(),
