@@ -118,6 +118,10 @@ fn first_contact_pins_both_sides_and_the_pins_survive_a_restart() {
     let mut a = Node::start(on_disk("pin-a@loop", &dir_a));
     let mut b = Node::start(on_disk("pin-b@loop", &dir_b));
     deliver(&a, &mut b, b"hello");
+    // First-contact pins are written by each store's writer thread: wait for it.
+    for node in [&a, &b] {
+        node.transport.handle().auth().trust_store().sync();
+    }
     let pin_of_a = dir_b.0.join("trusted/pin-a@loop.pub");
     let pin_of_b = dir_a.0.join("trusted/pin-b@loop.pub");
     for pin in [&pin_of_a, &pin_of_b] {

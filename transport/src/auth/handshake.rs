@@ -200,7 +200,7 @@ impl Auth {
             return Ok(PeerIdentity { mode, identity_key: None });
         }
         if self.trust_mode == TrustMode::Tofu {
-            match self.trust.pin_if_new(peer, &presented) {
+            match self.trust.pin_if_new_deferred(peer, &presented) {
                 Ok(PinOutcome::Known) => {}
                 Ok(PinOutcome::Pinned { persist_error }) => {
                     log::info!(

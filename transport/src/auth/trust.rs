@@ -23,6 +23,16 @@
 //! every write re-checks the map under it, so the file of a peer always ends up matching the
 //! in-memory pin whatever the interleaving of [`TrustStore::pin_if_new`], [`TrustStore::store`]
 //! and [`TrustStore::delete`].
+//!
+//! # Pins from handshakes
+//!
+//! A first-contact pin is one small fsynced file: 6.9 ms on the reference machine (`cargo bench
+//! -p shoal-benches --bench auth`, `pin_first_contact_fsync`), far too long to block a shard.
+//! [`TrustStore::pin_if_new_deferred`] (what the handshake calls) pins in memory at once and
+//! queues the file for the store's writer thread (queue bound [`PERSIST_QUEUE_MAX`]; when it is
+//! full the caller writes the file itself, so nothing is dropped). The writer logs and counts
+//! failed writes ([`TrustStore::persist_failures`]); [`TrustStore::sync`] waits until every
+//! queued pin is on disk, and dropping the store does too.
 
 #[cfg(test)]
 mod tests;
@@ -30,13 +40,21 @@ mod tests;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread::JoinHandle;
+
+use crossbeam::channel::{self, Sender, TrySendError};
 
 use shoal_protocols::NodeName;
 
 use super::keys::{fingerprint, Fingerprint, KeyError};
 use crate::fsutil::{self, publish, read_bounded, remove_if_exists, FileError, FileOp, Publish};
 use crate::keyformat::{parse_public_key_pem, public_key_pem, PUBLIC_KEY_FILE_MAX_BYTES};
+
+/// Pins waiting for the writer thread at most; beyond, the caller writes its pin itself (guess:
+/// a burst of first contacts when a node joins a large cluster is a few hundred peers).
+pub const PERSIST_QUEUE_MAX: usize = 1_024;
 
 /// Extension of a pin file.
 const PIN_SUFFIX: &str = ".pub";
@@ -89,12 +107,48 @@ pub struct PinInfo {
 /// The pinned keys of known peers, in memory and on disk (module doc). `Send + Sync`.
 #[derive(Debug)]
 pub struct TrustStore {
+    inner: Arc<Inner>,
+    /// The writer thread of deferred pins (stores with a directory only).
+    writer: Option<Writer>,
+}
+
+/// The state the writer thread shares with the store.
+#[derive(Debug)]
+struct Inner {
     /// `None`: pins in memory only ([`TrustStore::in_memory`]).
     dir: Option<PathBuf>,
     pins: RwLock<HashMap<NodeName, [u8; 32]>>,
     /// Held while writing or removing a pin file, never while waiting for `pins`' write lock
     /// from a path that holds `pins` (lock order: `writes`, then `pins`).
     writes: Mutex<()>,
+    /// Deferred pins whose file could not be written.
+    persist_failures: AtomicU64,
+}
+
+/// Work for the writer thread.
+enum Job {
+    /// Write the file of this pin (if it is still the pin).
+    Pin(NodeName, [u8; 32]),
+    /// Answer once every job queued before this one is done.
+    Sync(Sender<()>),
+}
+
+/// The writer thread and its queue; dropping it drains the queue and joins the thread.
+#[derive(Debug)]
+struct Writer {
+    jobs: Option<Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it wrote what was queued.
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            // A panicked writer has already lost its pins; nothing more to do here.
+            let _ = thread.join();
+        }
+    }
 }
 
 impl TrustStore {
@@ -121,24 +175,36 @@ impl TrustStore {
             }
         }
         skipped.sort_by(|a, b| a.path.cmp(&b.path));
-        let store = Self { dir: Some(dir), pins: RwLock::new(pins), writes: Mutex::new(()) };
-        Ok((store, skipped))
+        let inner = Arc::new(Inner {
+            dir: Some(dir),
+            pins: RwLock::new(pins),
+            writes: Mutex::new(()),
+            persist_failures: AtomicU64::new(0),
+        });
+        let writer = Writer::spawn(&inner)?;
+        Ok((Self { inner, writer: Some(writer) }, skipped))
     }
 
     /// A store without files: pins live in memory for this run only (a node started without
     /// `auth_key_dir`: tests, benchmarks). Every operation behaves as with files, minus I/O.
     pub fn in_memory() -> Self {
-        Self { dir: None, pins: RwLock::new(HashMap::new()), writes: Mutex::new(()) }
+        let inner = Arc::new(Inner {
+            dir: None,
+            pins: RwLock::new(HashMap::new()),
+            writes: Mutex::new(()),
+            persist_failures: AtomicU64::new(0),
+        });
+        Self { inner, writer: None }
     }
 
     /// The directory of the pin files (`None` for an in-memory store).
     pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
+        self.inner.dir.as_deref()
     }
 
     /// The key pinned for `peer`.
     pub fn get(&self, peer: &NodeName) -> Option<[u8; 32]> {
-        self.read_pins().get(peer).copied()
+        self.inner.get(peer)
     }
 
     /// Trust on first use. The same key pinned → `Ok(PinOutcome::Known)`. No pin → the key is
@@ -148,35 +214,78 @@ impl TrustStore {
     /// calls for one peer, the first to reach the map wins; the others see `Known` or a
     /// conflict.
     pub fn pin_if_new(&self, peer: &NodeName, key: &[u8; 32]) -> Result<PinOutcome, PinConflict> {
-        {
-            let mut pins = self.write_pins();
-            match pins.get(peer) {
-                Some(pinned) if pinned == key => return Ok(PinOutcome::Known),
-                Some(pinned) => return Err(PinConflict { pinned: *pinned }),
-                None => {
-                    pins.insert(peer.clone(), *key);
-                }
-            }
+        if let Some(known) = self.insert_if_new(peer, key)? {
+            return Ok(known);
         }
-        let _writes = self.lock_writes();
-        // An operator's store or delete may have come in between: theirs is newer, and has
-        // already written (or removed) the file.
-        if self.get(peer) != Some(*key) {
+        Ok(PinOutcome::Pinned { persist_error: self.inner.persist(peer, key) })
+    }
+
+    /// [`Self::pin_if_new`] for the handshake path: the file is written by the store's writer
+    /// thread (module doc, "Pins from handshakes"), so a new pin reports no error here (the
+    /// writer logs and counts it). When the writer's queue is full the file is written now.
+    pub fn pin_if_new_deferred(
+        &self,
+        peer: &NodeName,
+        key: &[u8; 32],
+    ) -> Result<PinOutcome, PinConflict> {
+        if let Some(known) = self.insert_if_new(peer, key)? {
+            return Ok(known);
+        }
+        let queued = self.writer.as_ref().and_then(|writer| writer.jobs.as_ref()).map(|jobs| {
+            match jobs.try_send(Job::Pin(peer.clone(), *key)) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+            }
+        });
+        if queued == Some(true) {
             return Ok(PinOutcome::Pinned { persist_error: None });
         }
-        let persist_error = self.write_file(peer, key).err();
-        if let Some(error) = &persist_error {
-            log::warn!("trust store: {peer} pinned in memory only: {error}");
+        Ok(PinOutcome::Pinned { persist_error: self.inner.persist(peer, key) })
+    }
+
+    /// Waits until every pin queued by [`Self::pin_if_new_deferred`] so far is on disk (or
+    /// failed, see [`Self::persist_failures`]). Returns at once for an in-memory store.
+    pub fn sync(&self) {
+        let Some(jobs) = self.writer.as_ref().and_then(|writer| writer.jobs.as_ref()) else {
+            return;
+        };
+        let (done, wait) = channel::bounded(1);
+        if jobs.send(Job::Sync(done)).is_ok() {
+            // An error means the writer is gone, and with it the queue: nothing to wait for.
+            let _ = wait.recv();
         }
-        Ok(PinOutcome::Pinned { persist_error })
+    }
+
+    /// Deferred pins whose file could not be written (each was logged); they stay in memory
+    /// until the process ends.
+    pub fn persist_failures(&self) -> u64 {
+        self.inner.persist_failures.load(Ordering::Relaxed)
+    }
+
+    /// Pins `key` in memory if `peer` has no pin: `Ok(None)`; `Ok(Some(Known))` for the same
+    /// key; a conflict for another.
+    fn insert_if_new(
+        &self,
+        peer: &NodeName,
+        key: &[u8; 32],
+    ) -> Result<Option<PinOutcome>, PinConflict> {
+        let mut pins = self.inner.write_pins();
+        match pins.get(peer) {
+            Some(pinned) if pinned == key => Ok(Some(PinOutcome::Known)),
+            Some(pinned) => Err(PinConflict { pinned: *pinned }),
+            None => {
+                pins.insert(peer.clone(), *key);
+                Ok(None)
+            }
+        }
     }
 
     /// Operator: pins `key` for `peer`, replacing any pin. The file is written first, then the
     /// memory: on error nothing changed.
     pub fn store(&self, peer: &NodeName, key: &[u8; 32]) -> Result<(), KeyError> {
-        let _writes = self.lock_writes();
-        self.write_file(peer, key)?;
-        self.write_pins().insert(peer.clone(), *key);
+        let _writes = self.inner.lock_writes();
+        self.inner.write_file(peer, key)?;
+        self.inner.write_pins().insert(peer.clone(), *key);
         Ok(())
     }
 
@@ -184,10 +293,12 @@ impl TrustStore {
     /// [`KeyError::Remove`]: nothing changed. [`KeyError::Write`] (syncing the directory): the
     /// pin is gone, but after a crash its file may be back.
     pub fn delete(&self, peer: &NodeName) -> Result<bool, KeyError> {
-        let _writes = self.lock_writes();
-        let Some(dir) = &self.dir else { return Ok(self.write_pins().remove(peer).is_some()) };
+        let _writes = self.inner.lock_writes();
+        let Some(dir) = &self.inner.dir else {
+            return Ok(self.inner.write_pins().remove(peer).is_some());
+        };
         let removed_file = remove_if_exists(&dir.join(file_name(peer)))?;
-        let removed_pin = self.write_pins().remove(peer).is_some();
+        let removed_pin = self.inner.write_pins().remove(peer).is_some();
         fsutil::sync_dir(dir)?;
         Ok(removed_file || removed_pin)
     }
@@ -195,6 +306,7 @@ impl TrustStore {
     /// Every pin, sorted by name.
     pub fn list(&self) -> Vec<PinInfo> {
         let mut pins: Vec<PinInfo> = self
+            .inner
             .read_pins()
             .iter()
             .map(|(name, key)| PinInfo {
@@ -209,12 +321,32 @@ impl TrustStore {
 
     /// The number of pins.
     pub fn len(&self) -> usize {
-        self.read_pins().len()
+        self.inner.read_pins().len()
     }
 
     /// Whether no peer is pinned.
     pub fn is_empty(&self) -> bool {
-        self.read_pins().is_empty()
+        self.inner.read_pins().is_empty()
+    }
+}
+
+impl Inner {
+    fn get(&self, peer: &NodeName) -> Option<[u8; 32]> {
+        self.read_pins().get(peer).copied()
+    }
+
+    /// Writes the file of a pin made in memory, unless an operator's store or delete came in
+    /// between (theirs is newer and already wrote or removed the file). The error, if any.
+    fn persist(&self, peer: &NodeName, key: &[u8; 32]) -> Option<KeyError> {
+        let _writes = self.lock_writes();
+        if self.get(peer) != Some(*key) {
+            return None;
+        }
+        let error = self.write_file(peer, key).err();
+        if let Some(error) = &error {
+            log::warn!("trust store: {peer} pinned in memory only: {error}");
+        }
+        error
     }
 
     /// Writes the pin file of `peer` (nothing for an in-memory store). Called with `writes`
@@ -239,6 +371,33 @@ impl TrustStore {
 
     fn lock_writes(&self) -> MutexGuard<'_, ()> {
         self.writes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Writer {
+    /// Starts the writer thread of `inner`'s deferred pins.
+    fn spawn(inner: &Arc<Inner>) -> Result<Self, KeyError> {
+        let (jobs, queue) = channel::bounded::<Job>(PERSIST_QUEUE_MAX);
+        let dir = inner.dir.clone().unwrap_or_default();
+        let inner = Arc::clone(inner);
+        let thread = std::thread::Builder::new()
+            .name("shoal-pins".to_owned())
+            .spawn(move || {
+                for job in queue {
+                    match job {
+                        Job::Pin(peer, key) => {
+                            if inner.persist(&peer, &key).is_some() {
+                                inner.persist_failures.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Job::Sync(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .map_err(|source| KeyError::Write { path: dir, source })?;
+        Ok(Self { jobs: Some(jobs), thread: Some(thread) })
     }
 }
 

@@ -174,3 +174,42 @@ fn concurrent_first_pins_have_exactly_one_winner() {
     let (reopened, _) = TrustStore::open(scratch.path()).expect("reopen");
     assert_eq!(reopened.get(&peer), Some(winner), "the file holds the winner's key");
 }
+
+#[test]
+fn deferred_pins_reach_the_disk_by_sync_and_by_drop() {
+    let scratch = Scratch::new("trust-deferred");
+    let (store, _) = TrustStore::open(scratch.path()).expect("open");
+    let (first, second) = ((name("first@h"), key()), (name("second@h"), key()));
+    assert!(matches!(
+        store.pin_if_new_deferred(&first.0, &first.1),
+        Ok(PinOutcome::Pinned { persist_error: None })
+    ));
+    // In memory at once; on disk once the writer caught up.
+    assert_eq!(store.get(&first.0), Some(first.1));
+    store.sync();
+    assert_eq!(mode(&scratch.path().join("first@h.pub")), 0o600);
+    assert!(matches!(store.pin_if_new_deferred(&first.0, &first.1), Ok(PinOutcome::Known)));
+    let other = key();
+    assert_eq!(
+        store.pin_if_new_deferred(&first.0, &other).map(|_| ()),
+        Err(PinConflict { pinned: first.1 })
+    );
+    // A pin still queued when the store goes away is written before the drop returns.
+    store.pin_if_new_deferred(&second.0, &second.1).expect("new");
+    drop(store);
+    let (reopened, _) = TrustStore::open(scratch.path()).expect("reopen");
+    assert_eq!(reopened.get(&second.0), Some(second.1));
+    assert_eq!(reopened.persist_failures(), 0);
+}
+
+#[test]
+fn a_deferred_pin_that_cannot_be_written_is_counted_and_kept_in_memory() {
+    let scratch = Scratch::new("trust-deferred-fail");
+    let (store, _) = TrustStore::open(scratch.path()).expect("open");
+    fs::create_dir(scratch.path().join("alice@h.pub")).unwrap();
+    let (peer, k) = (name("alice@h"), key());
+    store.pin_if_new_deferred(&peer, &k).expect("new");
+    store.sync();
+    assert_eq!(store.persist_failures(), 1);
+    assert_eq!(store.get(&peer), Some(k));
+}
