@@ -91,13 +91,12 @@ impl Endpoint {
 
     /// Records a verified proof.
     pub(super) fn auth_succeeded(&mut self, conn: &mut Conn, now: Instant) {
-        self.record_auth(conn, 0, now);
+        self.record_auth(conn, None, now);
     }
 
     /// Refuses the peer: records and logs the failure, closes with its code.
     pub(super) fn auth_failed(&mut self, conn: &mut Conn, failure: &AuthFailure, now: Instant) {
-        self.record_auth(conn, 1, now);
-        Counters::add(&self.metrics.auth.failures[failure.index()], 1);
+        self.record_auth(conn, Some(failure.index()), now);
         self.log_failure(conn, &failure.to_string(), failure, now);
         let reason = DownReason::AuthFailed { reason: failure.label(), by_peer: false };
         let code = failure.close_code().unwrap_or(super::event::close_code::PROTOCOL);
@@ -124,8 +123,7 @@ impl Endpoint {
             }
             None => AuthFailure::ConnectionClosed.index(),
         };
-        self.record_auth(conn, 1, now);
-        Counters::add(&self.metrics.auth.failures[index], 1);
+        self.record_auth(conn, Some(index), now);
     }
 
     /// The one deadline of the exchange, from the connection's creation.
@@ -133,10 +131,17 @@ impl Endpoint {
         Duration::from_millis(self.settings.auth_handshake_timeout_ms)
     }
 
-    fn record_auth(&mut self, conn: &mut Conn, outcome: usize, now: Instant) {
+    /// Records the connection's one outcome: ok (`failure` `None`) or the failure's reason
+    /// index. Later calls for the same connection change nothing, so that
+    /// `sum(attempts{fail}) == sum(failures)` holds by construction.
+    fn record_auth(&mut self, conn: &mut Conn, failure: Option<usize>, now: Instant) {
         if std::mem::replace(&mut conn.auth_recorded, true) {
             return;
         }
+        if let Some(index) = failure {
+            Counters::add(&self.metrics.auth.failures[index], 1);
+        }
+        let outcome = usize::from(failure.is_some());
         let role = role_index(conn.role);
         let counter = match (role, outcome) {
             (0, 0) => &self.metrics.auth_attempts_outgoing_ok,

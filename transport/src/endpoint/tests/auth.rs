@@ -8,6 +8,16 @@ fn failures(node: &Endpoint, label: &str) -> u64 {
     node.metrics.snapshot().auth.failures_of(label)
 }
 
+/// Every failed attempt has exactly one reason (docs/operations/observability.md).
+fn assert_failures_match_attempts(node: &Endpoint) {
+    let snapshot = node.metrics.snapshot();
+    let failed = snapshot.auth_attempts_outgoing_fail + snapshot.auth_attempts_incoming_fail;
+    let reasons: u64 = snapshot.auth.failures.iter().sum();
+    assert_eq!(failed, reasons, "{:?}", snapshot.auth.failures);
+    let histogram: u64 = (0..2).map(|role| snapshot.auth.count(role, 1)).sum();
+    assert_eq!(failed, histogram, "one duration per failed attempt");
+}
+
 #[test]
 fn a_successful_connection_records_one_ok_attempt_per_side() {
     let mut net = Net::pair();
@@ -62,6 +72,9 @@ fn a_refused_tls_key_fails_even_when_verify_peer_was_switched_off() {
         });
         assert!(net.messages(1).is_empty(), "side {refusing_side}: a message got through");
         assert_eq!(net.link_ups(0) + net.link_ups(1), 0);
+        for node in &net.nodes {
+            assert_failures_match_attempts(node);
+        }
         let other = net.nodes[1 - refusing_side].metrics.snapshot();
         let other_fails = other.auth_attempts_outgoing_fail + other.auth_attempts_incoming_fail;
         assert_eq!(other_fails, 1, "side {refusing_side}: the peer's attempt is a failure too");
@@ -119,6 +132,7 @@ fn a_peer_that_stalls_after_the_quic_handshake_is_closed_at_the_deadline() {
         (true, crate::auth::failure::close_code::AUTH_STREAM_TIMEOUT)
     );
     assert_eq!(failures(&acceptor, "auth_stream_timeout"), 1);
+    assert_failures_match_attempts(&acceptor);
     assert_eq!(acceptor.metrics.snapshot().auth_attempts_incoming_fail, 1);
     // Every other reason stayed at zero.
     let total: u64 = REASON_LABELS.iter().map(|label| failures(&acceptor, label)).sum();
@@ -147,4 +161,10 @@ fn a_peer_refusal_reaches_the_dialer_as_a_link_down_with_the_reason() {
     assert_eq!(failures(&net.nodes[0], "key_mismatch"), 1, "the dialer counts the peer's reason");
     assert!(net.messages(1).is_empty());
     assert_eq!(net.nodes[1].auth.trust_store().get(&name("a@host")), Some(other), "pin unchanged");
+    net.pump_until("both connections gone", |net| {
+        net.nodes.iter().all(|node| node.connections() == 0)
+    });
+    for node in &net.nodes {
+        assert_failures_match_attempts(node);
+    }
 }
