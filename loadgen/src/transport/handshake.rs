@@ -240,7 +240,8 @@ impl Fleet {
     }
 }
 
-/// Figures of the handshake workload.
+/// Figures of the handshake workload (summed over rounds by [`HandshakeFigures::add`]).
+#[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct HandshakeFigures {
     pub(crate) seconds: f64,
     pub(crate) handshakes: u64,
@@ -250,10 +251,23 @@ pub(crate) struct HandshakeFigures {
     pub(crate) server_cpu_s: f64,
 }
 
-/// The timed phase: `plan.connections` dial/close loops for `plan.duration` after a warm-up,
-/// with authentication on or off (the server must match).
+impl HandshakeFigures {
+    /// Adds another round's figures.
+    pub(crate) fn add(&mut self, other: &Self) {
+        self.seconds += other.seconds;
+        self.handshakes += other.handshakes;
+        self.client_handshakes += other.client_handshakes;
+        self.failures += other.failures;
+        self.client_cpu_s += other.client_cpu_s;
+        self.server_cpu_s += other.server_cpu_s;
+    }
+}
+
+/// The timed phase: `plan.connections` dial/close loops for `duration` after a warm-up, with
+/// authentication on or off (the server must match).
 pub(crate) fn run_loops(
     plan: &Plan,
+    duration: Duration,
     server: &mut ServerProcess,
     auth_enabled: bool,
 ) -> anyhow::Result<HandshakeFigures> {
@@ -274,7 +288,7 @@ pub(crate) fn run_loops(
     let client_before = fleet.link_ups;
     let failures_before = fleet.failures;
     let start = Instant::now();
-    let end = start + plan.duration;
+    let end = start + duration;
     while Instant::now() < end {
         fleet.turn(end.saturating_duration_since(Instant::now()))?;
     }

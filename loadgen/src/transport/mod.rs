@@ -29,6 +29,8 @@ const DATA: u8 = 0x44;
 const SIZE_MAX: usize = (1 << 20) - 1;
 /// Bounds of `--duration`, in seconds.
 const DURATION_MAX_S: f64 = 3_600.0;
+/// Rounds of each kind (authenticated, TLS-only) in the handshake workload.
+const HANDSHAKE_ROUNDS: u32 = 2;
 /// Bound of `--connections` for the handshake workload (one socket and endpoint each).
 const CONNECTIONS_MAX: usize = 4_096;
 /// Bound of `--idle-connections` (one client socket each; the fd limit is the real bound).
@@ -45,9 +47,10 @@ Workloads:
              Ed25519 certificates both ways + HELLO/WELCOME with identity proofs both ways),
              close, dial again. The client is one thread driving C sans-IO endpoints (names
              lg-<i>@loop, one UDP socket each). handshakes_per_s = LinkUps at the server /
-             duration. The same loops then run against a fresh server with authentication
-             off (cookie-only HELLO/WELCOME): tls_only_handshakes_per_s, and auth_ratio =
-             handshakes_per_s / tls_only_handshakes_per_s. Then, against a
+             duration. The same loops also run against servers with authentication off
+             (cookie-only HELLO/WELCOME): tls_only_handshakes_per_s, and auth_ratio =
+             handshakes_per_s / tls_only_handshakes_per_s. The two kinds alternate, two
+             rounds each of duration/2, each round against a fresh server. Then, against a
              fresh server, --idle-connections connections (default 1000, 0 = skip) are opened
              and held; bytes_per_idle_connection = server RSS growth / that count.
   messages   one connection; the client's shard handler refills its send queue on a data
@@ -274,33 +277,33 @@ pub(crate) fn measure(plan: &Plan) -> anyhow::Result<Report> {
     }
     match plan.workload {
         Workload::Handshake => {
-            let figures = handshake::run_loops(plan, &mut server, true)?;
-            report.duration_s = figures.seconds;
-            report.handshakes_per_s = Some(figures.handshakes as f64 / figures.seconds);
-            report.handshakes_per_server_cpu_s =
-                Some(figures.handshakes as f64 / figures.server_cpu_s.max(1e-9));
-            report.set_cpu(figures.client_cpu_s, figures.server_cpu_s);
-            if figures.handshakes == 0 {
-                bail!(
-                    "no handshake completed in the timed window (client saw {}, {} failed)",
-                    figures.client_handshakes,
-                    figures.failures
-                );
+            let (authenticated, tls_only, peak_rss) = handshake_rounds(plan, server)?;
+            report.peak_rss_bytes = Some(peak_rss);
+            report.duration_s = authenticated.seconds;
+            report.handshakes_per_s = Some(authenticated.handshakes as f64 / authenticated.seconds);
+            report.handshakes_per_server_cpu_s = Some(
+                authenticated.handshakes as f64 / authenticated.server_cpu_s.max(1e-9),
+            );
+            report.set_cpu(authenticated.client_cpu_s, authenticated.server_cpu_s);
+            for (figures, what) in [(&authenticated, "authenticated"), (&tls_only, "TLS-only")] {
+                if figures.handshakes == 0 {
+                    bail!(
+                        "no {what} handshake completed in the timed window (client saw {}, {} \
+                         failed)",
+                        figures.client_handshakes,
+                        figures.failures
+                    );
+                }
             }
+            let tls_only_per_s = tls_only.handshakes as f64 / tls_only.seconds;
+            report.tls_only_handshakes_per_s = Some(tls_only_per_s);
+            report.auth_ratio = report.handshakes_per_s.map(|rate| rate / tls_only_per_s);
         }
-        _ => stream::run(plan, &mut server, &mut report)?,
-    }
-    let last = server.stop()?;
-    report.peak_rss_bytes = Some(last.peak_rss_bytes);
-    if plan.workload == Workload::Handshake {
-        // The same loops against a server with authentication off: what authentication costs.
-        let mut plain = ServerProcess::spawn_with(plan.shards, plan.pin, false, false)
-            .context("TLS-only phase")?;
-        let figures = handshake::run_loops(plan, &mut plain, false).context("TLS-only phase")?;
-        plain.stop().context("TLS-only phase")?;
-        let tls_only = figures.handshakes as f64 / figures.seconds;
-        report.tls_only_handshakes_per_s = Some(tls_only);
-        report.auth_ratio = report.handshakes_per_s.map(|authenticated| authenticated / tls_only);
+        _ => {
+            stream::run(plan, &mut server, &mut report)?;
+            let last = server.stop()?;
+            report.peak_rss_bytes = Some(last.peak_rss_bytes);
+        }
     }
     if plan.workload == Workload::Handshake && plan.idle_connections > 0 {
         let mut fresh =
@@ -316,6 +319,42 @@ pub(crate) fn measure(plan: &Plan) -> anyhow::Result<Report> {
         run_baseline(plan, &mut report)?;
     }
     Ok(report)
+}
+
+/// Rounds of the handshake workload: authenticated and TLS-only (authentication off) loops
+/// alternate, [`HANDSHAKE_ROUNDS`] of each, each against a fresh server and for an equal share
+/// of `--duration`, so that a drift of the machine (frequency, other load) weighs on both
+/// figures alike. `server` (already running, authentication on) serves the first round.
+/// Returns the summed figures of each kind and the authenticated servers' peak RSS.
+fn handshake_rounds(
+    plan: &Plan,
+    server: ServerProcess,
+) -> anyhow::Result<(handshake::HandshakeFigures, handshake::HandshakeFigures, u64)> {
+    let share = plan.duration / HANDSHAKE_ROUNDS;
+    let mut first = Some(server);
+    let mut authenticated = handshake::HandshakeFigures::default();
+    let mut tls_only = handshake::HandshakeFigures::default();
+    let mut peak_rss = 0;
+    for round in 0..HANDSHAKE_ROUNDS {
+        for auth in [true, false] {
+            let what = if auth { "authenticated" } else { "TLS-only" };
+            let mut server = match first.take() {
+                Some(server) => server,
+                None => ServerProcess::spawn_with(plan.shards, plan.pin, false, auth)
+                    .with_context(|| format!("{what} round {round}"))?,
+            };
+            let figures = handshake::run_loops(plan, share, &mut server, auth)
+                .with_context(|| format!("{what} round {round}"))?;
+            let last = server.stop().with_context(|| format!("{what} round {round}"))?;
+            if auth {
+                authenticated.add(&figures);
+                peak_rss = peak_rss.max(last.peak_rss_bytes);
+            } else {
+                tls_only.add(&figures);
+            }
+        }
+    }
+    Ok((authenticated, tls_only, peak_rss))
 }
 
 fn run_baseline(plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
