@@ -281,9 +281,8 @@ pub(crate) fn measure(plan: &Plan) -> anyhow::Result<Report> {
             report.peak_rss_bytes = Some(peak_rss);
             report.duration_s = authenticated.seconds;
             report.handshakes_per_s = Some(authenticated.handshakes as f64 / authenticated.seconds);
-            report.handshakes_per_server_cpu_s = Some(
-                authenticated.handshakes as f64 / authenticated.server_cpu_s.max(1e-9),
-            );
+            report.handshakes_per_server_cpu_s =
+                Some(authenticated.handshakes as f64 / authenticated.server_cpu_s.max(1e-9));
             report.set_cpu(authenticated.client_cpu_s, authenticated.server_cpu_s);
             for (figures, what) in [(&authenticated, "authenticated"), (&tls_only, "TLS-only")] {
                 if figures.handshakes == 0 {
