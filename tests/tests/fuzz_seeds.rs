@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use shoal_protocols::hlc::Hlc;
 use shoal_protocols::hyparview::{self, Priority};
 use shoal_protocols::plumtree::{self, Gossip, IHave, MessageId, Tag};
@@ -15,6 +15,7 @@ use shoal_protocols::registry::{
 };
 use shoal_protocols::wire::{encode_frame, Wire, Writer};
 use shoal_protocols::{node, NodeName};
+use shoal_transport::frame::{encode_hello, encode_message, encode_welcome, AuthFields};
 
 fn name(text: &str) -> NodeName {
     NodeName::parse(text).expect("seed names are valid")
@@ -182,6 +183,54 @@ fn node_seeds() -> Vec<(&'static str, &'static str, Bytes)> {
     ]
 }
 
+/// A signed proof and a cookie-only one (zero key and signature), the two modes of `auth`.
+fn auth(signed: bool) -> AuthFields {
+    AuthFields {
+        mode: if signed { 1 } else { 2 },
+        identity_key: if signed { [0x11; 32] } else { [0; 32] },
+        timestamp_ms: 1_700_000_000_000,
+        signature: if signed { [0x22; 64] } else { [0; 64] },
+        cookie_mac: [0x33; 32],
+    }
+}
+
+/// The bytes `encode` appends to an empty buffer.
+fn encoded(encode: impl FnOnce(&mut BytesMut)) -> Bytes {
+    let mut out = BytesMut::new();
+    encode(&mut out);
+    out.freeze()
+}
+
+/// Transport frames as sent on a stream: one of each kind, and a connection's opening (HELLO,
+/// WELCOME, then messages) back to back.
+fn transport_seeds() -> Vec<(&'static str, &'static str, Bytes)> {
+    let (dialer, acceptor) = (name("node-1@10.0.0.1"), name("node-2@10.0.0.2"));
+    let hello = |out: &mut BytesMut| {
+        encode_hello(&dialer, &acceptor, 0x0123_4567_89AB_CDEF, &auth(true), out);
+    };
+    let welcome = |out: &mut BytesMut| {
+        encode_welcome(&acceptor, 0xFEDC_BA98_7654_3210, &auth(false), out);
+    };
+    // A node envelope frame: what MESSAGE carries on a control stream.
+    let message = encode_frame(&node::Message::<NodeName>::Hyparview(hyparview::Message::Join));
+    vec![
+        ("transport_frame", "seed-hello.bin", encoded(hello)),
+        ("transport_frame", "seed-welcome.bin", encoded(welcome)),
+        ("transport_frame", "seed-message.bin", encoded(|out| encode_message(&message, out))),
+        (
+            "transport_frame",
+            "seed-stream.bin",
+            encoded(|out| {
+                hello(out);
+                welcome(out);
+                encode_message(&message, out);
+                encode_message(b"", out);
+                encode_message(b"hello, shoal", out);
+            }),
+        ),
+    ]
+}
+
 fn seeds() -> Vec<(&'static str, &'static str, Bytes)> {
     use hyparview::Message as H;
     use plumtree::Message as T;
@@ -262,6 +311,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Bytes)> {
     .into_iter()
     .chain(registry_seeds())
     .chain(node_seeds())
+    .chain(transport_seeds())
     .collect()
 }
 
