@@ -58,7 +58,9 @@ const SCRATCH_CAPACITY_MAX: usize = 0;
 #[derive(Debug)]
 pub struct Node<P: PeerId> {
     me: P,
-    config: Config,
+    /// `config.limits.payload_size_max`: the only key the node itself reads after `new` (each
+    /// layer keeps its own section; a full copy here cost 376 B per node).
+    payload_size_max: usize,
     hyparview: hyparview::State<P>,
     plumtree: plumtree::State<P>,
     registry: registry::State<P>,
@@ -101,7 +103,7 @@ impl<P: PeerId + Wire> Node<P> {
         let registry_outputs = registry_outputs_max(&config.registry);
         Self {
             me,
-            config,
+            payload_size_max: config.limits.payload_size_max,
             hyparview,
             plumtree,
             registry,
@@ -166,7 +168,7 @@ impl<P: PeerId + Wire> Node<P> {
         if tag < Tag::APPLICATION_MIN {
             return Err(BroadcastError::ReservedTag(tag.0));
         }
-        let size_max = self.config.limits.payload_size_max;
+        let size_max = self.payload_size_max;
         if payload.len() > size_max {
             return Err(BroadcastError::PayloadTooLarge { len: payload.len(), len_max: size_max });
         }
