@@ -19,26 +19,45 @@ pub struct PassiveEntry<P> {
     pub refreshed_ms: u64,
 }
 
+/// Failure bookkeeping of one passive peer (the fields of [`PassiveEntry`] but the peer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Record {
+    pub(crate) fail_count: u8,
+    pub(crate) backoff_until_ms: u64,
+    pub(crate) refreshed_ms: u64,
+}
+
 /// Bounded passive view. Order is insertion order; lookups are linear (the view holds tens of
-/// entries, so a scan beats any map in both time and memory).
+/// entries, so a scan beats any map in both time and memory). Peers and their records are
+/// kept in two parallel vectors: every shuffle scans the peers once per integrated entry, and
+/// a scan of 30 × 4-byte peers touches 2 cache lines where 30 × 24-byte entries touched 12
+/// (`PassiveView::insert` was 12 % of a 20,000-node simulation).
 #[derive(Clone, Debug)]
 pub(crate) struct PassiveView<P> {
-    entries: Vec<PassiveEntry<P>>,
+    peers: Vec<P>,
+    /// `records[i]` belongs to `peers[i]`.
+    records: Vec<Record>,
     len_max: usize,
 }
 
 impl<P: PeerId> PassiveView<P> {
     pub(crate) fn new(len_max: usize) -> Self {
         assert!(len_max > 0);
-        Self { entries: Vec::new(), len_max }
+        Self { peers: Vec::new(), records: Vec::new(), len_max }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.peers.len()
     }
 
-    pub(crate) fn entries(&self) -> &[PassiveEntry<P>] {
-        &self.entries
+    /// Every entry with its record, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&P, &Record)> {
+        self.peers.iter().zip(&self.records)
+    }
+
+    /// A copy of every entry, in order.
+    pub(crate) fn entries(&self) -> Vec<PassiveEntry<P>> {
+        self.iter().map(|(peer, r)| entry(peer, r)).collect()
     }
 
     pub(crate) fn contains(&self, peer: &P) -> bool {
@@ -46,36 +65,38 @@ impl<P: PeerId> PassiveView<P> {
     }
 
     fn position(&self, peer: &P) -> Option<usize> {
-        self.entries.iter().position(|e| &e.peer == peer)
+        self.peers.iter().position(|p| p == peer)
+    }
+
+    fn swap_remove(&mut self, i: usize) -> PassiveEntry<P> {
+        let peer = self.peers.swap_remove(i);
+        let r = self.records.swap_remove(i);
+        entry(&peer, &r)
     }
 
     /// Adds `peer` (or refreshes it if present, keeping its failure record). When full, evicts
     /// an entry listed in `prefer_evict` if one is present, otherwise a random entry.
     pub(crate) fn insert(&mut self, peer: P, now_ms: u64, prefer_evict: &[P], rng: &mut Rng) {
         if let Some(i) = self.position(&peer) {
-            self.entries[i].refreshed_ms = now_ms;
+            self.records[i].refreshed_ms = now_ms;
             return;
         }
-        if self.entries.len() >= self.len_max {
-            let preferred = self.entries.iter().position(|e| prefer_evict.contains(&e.peer));
-            let victim = preferred.unwrap_or_else(|| rng.index(self.entries.len()));
-            self.entries.swap_remove(victim);
+        if self.peers.len() >= self.len_max {
+            let preferred = self.peers.iter().position(|p| prefer_evict.contains(p));
+            let victim = preferred.unwrap_or_else(|| rng.index(self.peers.len()));
+            self.swap_remove(victim);
         }
-        self.entries.push(PassiveEntry {
-            peer,
-            fail_count: 0,
-            backoff_until_ms: 0,
-            refreshed_ms: now_ms,
-        });
-        debug_assert!(self.entries.len() <= self.len_max);
+        self.peers.push(peer);
+        self.records.push(Record { fail_count: 0, backoff_until_ms: 0, refreshed_ms: now_ms });
+        debug_assert!(self.peers.len() <= self.len_max);
     }
 
     pub(crate) fn remove(&mut self, peer: &P) -> Option<PassiveEntry<P>> {
-        self.position(peer).map(|i| self.entries.swap_remove(i))
+        self.position(peer).map(|i| self.swap_remove(i))
     }
 
-    pub(crate) fn get(&self, peer: &P) -> Option<&PassiveEntry<P>> {
-        self.position(peer).map(|i| &self.entries[i])
+    pub(crate) fn get(&self, peer: &P) -> Option<PassiveEntry<P>> {
+        self.position(peer).map(|i| entry(&self.peers[i], &self.records[i]))
     }
 
     /// Records a failed attempt. Returns true if the entry was dropped for reaching
@@ -89,41 +110,60 @@ impl<P: PeerId> PassiveView<P> {
         backoff_max_ms: u64,
     ) -> bool {
         let Some(i) = self.position(peer) else { return false };
-        let entry = &mut self.entries[i];
-        entry.fail_count = entry.fail_count.saturating_add(1);
-        if entry.fail_count >= max_fail_count {
-            self.entries.swap_remove(i);
+        let record = &mut self.records[i];
+        record.fail_count = record.fail_count.saturating_add(1);
+        if record.fail_count >= max_fail_count {
+            self.swap_remove(i);
             return true;
         }
-        entry.backoff_until_ms =
-            now_ms + backoff_ms(entry.fail_count, base_backoff_ms, backoff_max_ms);
+        record.backoff_until_ms =
+            now_ms + backoff_ms(record.fail_count, base_backoff_ms, backoff_max_ms);
         false
     }
 
     /// Pushes back a candidate that is alive but declined (no failure counted).
     pub(crate) fn defer(&mut self, peer: &P, until_ms: u64) {
         if let Some(i) = self.position(peer) {
-            self.entries[i].backoff_until_ms = self.entries[i].backoff_until_ms.max(until_ms);
+            self.records[i].backoff_until_ms = self.records[i].backoff_until_ms.max(until_ms);
         }
     }
 
     /// Drops entries not refreshed within `max_age_ms` and entries at the failure limit.
     /// Returns how many were dropped.
     pub(crate) fn cleanup(&mut self, now_ms: u64, max_age_ms: u64, max_fail_count: u8) -> usize {
-        let before = self.entries.len();
-        self.entries.retain(|e| {
-            e.fail_count < max_fail_count && now_ms.saturating_sub(e.refreshed_ms) <= max_age_ms
-        });
-        before - self.entries.len()
+        let before = self.peers.len();
+        let keep = |r: &Record| {
+            r.fail_count < max_fail_count && now_ms.saturating_sub(r.refreshed_ms) <= max_age_ms
+        };
+        // The order of the survivors is kept, as `Vec::retain` would.
+        let mut kept = 0;
+        for i in 0..before {
+            if keep(&self.records[i]) {
+                self.peers.swap(kept, i);
+                self.records.swap(kept, i);
+                kept += 1;
+            }
+        }
+        self.peers.truncate(kept);
+        self.records.truncate(kept);
+        before - kept
     }
 
     /// A uniformly random sample of at most `count` peers, excluding `exclude`.
     pub(crate) fn sample(&self, count: usize, exclude: &P, rng: &mut Rng) -> Vec<P> {
-        let mut peers: Vec<P> =
-            self.entries.iter().map(|e| e.peer.clone()).filter(|p| p != exclude).collect();
+        let mut peers: Vec<P> = self.peers.iter().filter(|p| *p != exclude).cloned().collect();
         rng.shuffle(&mut peers);
         peers.truncate(count);
         peers
+    }
+}
+
+fn entry<P: Clone>(peer: &P, r: &Record) -> PassiveEntry<P> {
+    PassiveEntry {
+        peer: peer.clone(),
+        fail_count: r.fail_count,
+        backoff_until_ms: r.backoff_until_ms,
+        refreshed_ms: r.refreshed_ms,
     }
 }
 

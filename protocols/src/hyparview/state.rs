@@ -140,8 +140,8 @@ impl<P: PeerId> State<P> {
         &self.active
     }
 
-    /// The passive view with each entry's failure record.
-    pub fn passive_view(&self) -> &[PassiveEntry<P>] {
+    /// The passive view with each entry's failure record (a copy, in order).
+    pub fn passive_view(&self) -> Vec<PassiveEntry<P>> {
         self.passive.entries()
     }
 
@@ -541,10 +541,9 @@ impl<P: PeerId> State<P> {
         let mut candidates: Vec<P> = self.failed.iter().map(|(p, _)| p.clone()).collect();
         candidates.extend(
             self.passive
-                .entries()
                 .iter()
-                .filter(|e| e.fail_count > 0 && e.backoff_until_ms <= now_ms)
-                .map(|e| e.peer.clone()),
+                .filter(|(_, r)| r.fail_count > 0 && r.backoff_until_ms <= now_ms)
+                .map(|(peer, _)| peer.clone()),
         );
         candidates.retain(|p| !self.active.contains(p) && !self.pending.contains_key(p));
         if let Some(peer) = self.rng.choose(&candidates).cloned() {
@@ -638,17 +637,17 @@ impl<P: PeerId> State<P> {
         let mut next_backoff_ms: Option<u64> = None;
         while wanted > 0 {
             let mut eligible: Vec<&P> = Vec::new();
-            for e in self.passive.entries() {
-                if self.pending.contains_key(&e.peer) || self.active.contains(&e.peer) {
+            for (peer, r) in self.passive.iter() {
+                if self.pending.contains_key(peer) || self.active.contains(peer) {
                     continue;
                 }
-                if e.backoff_until_ms > now_ms {
+                if r.backoff_until_ms > now_ms {
                     next_backoff_ms = Some(
-                        next_backoff_ms.map_or(e.backoff_until_ms, |t| t.min(e.backoff_until_ms)),
+                        next_backoff_ms.map_or(r.backoff_until_ms, |t| t.min(r.backoff_until_ms)),
                     );
                     continue;
                 }
-                eligible.push(&e.peer);
+                eligible.push(peer);
             }
             let Some(candidate) = self.rng.choose(&eligible).map(|p| (*p).clone()) else { break };
             // High priority only for the first request made with an empty active view: one
@@ -827,7 +826,7 @@ impl<P: PeerId> State<P> {
     }
 
     /// The failure record of a passive peer, if present.
-    pub fn passive_entry(&self, peer: &P) -> Option<&PassiveEntry<P>> {
+    pub fn passive_entry(&self, peer: &P) -> Option<PassiveEntry<P>> {
         self.passive.get(peer)
     }
 }
