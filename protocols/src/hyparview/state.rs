@@ -1,6 +1,6 @@
 //! The HyParView state machine.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use super::passive::{PassiveEntry, PassiveView};
 use super::{Config, DownReason, Event, InEvent, Message, OutEvent, Priority, Timer};
@@ -55,6 +55,69 @@ struct Pending {
     op_id: u64,
 }
 
+/// Outstanding JOIN/NEIGHBOR requests by peer, sorted by peer (so iteration order is the
+/// peers' order, as with an ordered map). A vector: it holds at most `pending_len_max` (a few
+/// dozen) entries and is usually empty, and an empty ordered map kept a 232-byte node
+/// allocated in every node of a simulation; the vector is released when it empties.
+#[derive(Clone, Debug)]
+struct PendingMap<P>(Vec<(P, Pending)>);
+
+impl<P> Default for PendingMap<P> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<P: PeerId> PendingMap<P> {
+    fn find(&self, peer: &P) -> Result<usize, usize> {
+        self.0.binary_search_by(|(p, _)| p.cmp(peer))
+    }
+
+    fn contains_key(&self, peer: &P) -> bool {
+        self.find(peer).is_ok()
+    }
+
+    fn get(&self, peer: &P) -> Option<&Pending> {
+        self.find(peer).ok().map(|i| &self.0[i].1)
+    }
+
+    fn insert(&mut self, peer: P, pending: Pending) {
+        match self.find(&peer) {
+            Ok(i) => self.0[i].1 = pending,
+            Err(i) => self.0.insert(i, (peer, pending)),
+        }
+    }
+
+    fn remove(&mut self, peer: &P) -> Option<Pending> {
+        let i = self.find(peer).ok()?;
+        let (_, pending) = self.0.remove(i);
+        if self.0.is_empty() {
+            self.0 = Vec::new();
+        }
+        Some(pending)
+    }
+
+    fn clear(&mut self) {
+        self.0 = Vec::new();
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &P> {
+        self.0.iter().map(|(p, _)| p)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Pending> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Pending JOIN/NEIGHBOR requests allowed per active-view slot (see `pending_len_max`).
 const PENDING_PER_ACTIVE_SLOT: usize = 4;
 
@@ -74,7 +137,7 @@ pub struct State<P> {
     rng: Rng,
     active: Vec<P>,
     passive: PassiveView<P>,
-    pending: BTreeMap<P, Pending>,
+    pending: PendingMap<P>,
     contacts: Vec<P>,
     left: bool,
     joining: bool,
@@ -111,7 +174,7 @@ impl<P: PeerId> State<P> {
             passive,
             config,
             rng,
-            pending: BTreeMap::new(),
+            pending: PendingMap::default(),
             contacts: Vec::new(),
             left: false,
             joining: false,
