@@ -1,5 +1,7 @@
 //! The Plumtree state machine (Leitão, Pereira, Rodrigues, SRDS 2007, Algorithm 1), sans-IO.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::cache::{CachedMessage, MessageCache};
@@ -20,7 +22,8 @@ use crate::{Outbox, PeerId, Rng};
 #[derive(Debug)]
 pub struct State<P: PeerId> {
     me: P,
-    config: Config,
+    /// Shared by every node built from one configuration (see `node::SharedConfig`).
+    config: Arc<Config>,
     /// Draws the graft jitter (graft order itself is announcement order, paper §3.4).
     rng: Rng,
     /// Sorted, deduplicated.
@@ -47,7 +50,8 @@ impl<P: PeerId> State<P> {
     ///
     /// # Panics
     /// When `config` is invalid; [`Config::validate`] is the non-panicking check.
-    pub fn new(me: P, config: Config, rng: Rng) -> Self {
+    pub fn new(me: P, config: impl Into<Arc<Config>>, rng: Rng) -> Self {
+        let config = config.into();
         if let Err(e) = config.validate() {
             panic!("invalid plumtree configuration: {e}");
         }

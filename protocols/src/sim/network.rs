@@ -8,7 +8,7 @@ use super::graph;
 use super::links::{FxMap, Latency, Links};
 use super::queue::{Entry, EventQueue};
 use super::tracker::Tracker;
-use crate::node::{self, Event, InEvent, Message, Node, OutEvent, Timer};
+use crate::node::{self, Event, InEvent, Message, Node, OutEvent, SharedConfig, Timer};
 use crate::outbox::Outbox;
 use crate::plumtree::{self, MessageId, Tag};
 use crate::rng::Rng;
@@ -134,6 +134,8 @@ pub struct MessageCounts {
 /// A simulated cluster.
 pub struct Network {
     options: NetworkOptions,
+    /// `options.node`, validated once and shared by every node.
+    node_config: SharedConfig,
     rng: Rng,
     now_us: u64,
     seq: u64,
@@ -172,7 +174,9 @@ impl Network {
     pub fn new(options: NetworkOptions) -> Self {
         let mut rng = Rng::from_seed(options.seed);
         let links = Links::new(options.latency, options.loss, rng.next_u64());
+        let node_config = SharedConfig::new(options.node.clone()).unwrap_or_else(|e| panic!("{e}"));
         Self {
+            node_config,
             rng,
             now_us: 0,
             seq: 0,
@@ -259,7 +263,8 @@ impl Network {
         let i = self.nodes.len() as NodeIndex;
         let seed = self.rng.next_u64();
         let now = self.now(i);
-        let node = Node::new(i, u64::from(i), self.options.node.clone(), Rng::from_seed(seed), now);
+        let node =
+            Node::with_shared_config(i, u64::from(i), &self.node_config, Rng::from_seed(seed), now);
         self.nodes.push(Some(node));
         self.alive.push(true);
         self.group.push(0);
