@@ -206,7 +206,7 @@ impl<P: PeerId> State<P> {
             let kept_over_eager = self
                 .cache
                 .get(&gossip.id)
-                .and_then(|c| c.from.as_ref())
+                .and_then(|c| self.cached_parent(c))
                 .is_none_or(|first| self.is_eager(first));
             if !self.is_neighbor(&from) {
                 return;
@@ -420,13 +420,18 @@ impl<P: PeerId> State<P> {
             tag,
             payload: payload.clone(),
             round,
-            from: from.clone(),
+            from: from.clone().unwrap_or_else(|| self.me.clone()),
             received_ms: now_ms,
         };
         self.cache.insert(id, cached);
         self.arm_cache_evict(out);
         self.stats.delivered += 1;
         out.push(OutEvent::EmitEvent(Event::Received(delivery)));
+    }
+
+    /// The neighbour a cached message came from; `None` for a local broadcast.
+    fn cached_parent<'a>(&self, cached: &'a CachedMessage<P>) -> Option<&'a P> {
+        (cached.from != self.me).then_some(&cached.from)
     }
 
     /// Tree optimisation (paper §3.8): we hold `id`, received at round `r` from eager parent
@@ -445,7 +450,7 @@ impl<P: PeerId> State<P> {
             return; // Disabled (the default): see `Config::optimization_threshold`.
         }
         let Some(cached) = self.cache.get(&id) else { return };
-        let Some(parent) = cached.from.clone() else {
+        let Some(parent) = self.cached_parent(cached).cloned() else {
             // We are the origin; nothing is shorter than round 0.
             return;
         };
@@ -478,7 +483,7 @@ impl<P: PeerId> State<P> {
         // compared with the improved path, so one message causes at most one swap per
         // `optimization_threshold` hops gained.
         let cached = self.cache.get_mut(&id).expect("checked above and not removed since");
-        cached.from = Some(announcer);
+        cached.from = announcer;
         cached.round = announced_round;
     }
 
