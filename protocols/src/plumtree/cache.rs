@@ -207,4 +207,17 @@ mod tests {
         assert_eq!(cache.expire(10_000), 9);
         assert!(cache.is_empty());
     }
+
+    /// The in-memory layouts the 100,000-node simulation's memory figure relies on
+    /// (docs/PERFORMANCE.md): 8-byte-aligned ids, 24-byte announcements and Graft timers,
+    /// 64-byte cache entries with a 4-byte peer.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn layouts_stay_compact() {
+        use std::mem::{align_of, size_of};
+        assert_eq!(align_of::<MessageId>(), 8);
+        assert_eq!(size_of::<super::super::IHave>(), 24);
+        assert_eq!(size_of::<super::super::Timer>(), 24);
+        assert_eq!(size_of::<(MessageId, CachedMessage<u32>)>(), 64);
+    }
 }
