@@ -17,7 +17,9 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-pub use types::{BroadcastError, Config, ConfigError, Event, InEvent, Message, OutEvent, Timer};
+pub use types::{
+    BroadcastError, Config, ConfigError, Event, InEvent, Message, OutEvent, SharedConfig, Timer,
+};
 
 use crate::hyparview;
 use crate::outbox::Outbox;
@@ -86,10 +88,20 @@ impl<P: PeerId + Wire> Node<P> {
     ///
     /// # Panics
     /// If a sub-configuration is invalid ([`Config::validate`] reports which key).
-    pub fn new(me: P, origin_hash: u64, config: Config, mut rng: Rng, now: Now) -> Self {
-        if let Err(e) = config.validate() {
-            panic!("{e}");
-        }
+    pub fn new(me: P, origin_hash: u64, config: Config, rng: Rng, now: Now) -> Self {
+        let config = SharedConfig::new(config).unwrap_or_else(|e| panic!("{e}"));
+        Self::with_shared_config(me, origin_hash, &config, rng, now)
+    }
+
+    /// [`Node::new`] with a configuration validated once and shared with other nodes (the
+    /// simulator builds every node from one).
+    pub fn with_shared_config(
+        me: P,
+        origin_hash: u64,
+        config: &SharedConfig,
+        mut rng: Rng,
+        now: Now,
+    ) -> Self {
         let hyparview = hyparview::State::new(me.clone(), config.hyparview.clone(), rng.fork());
         let plumtree = plumtree::State::new(me.clone(), config.plumtree.clone(), rng.fork());
         // The registry incarnation starts at the wall clock: a restarted node outranks every

@@ -1,6 +1,7 @@
 //! The HyParView state machine.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::passive::{PassiveEntry, PassiveView};
 use super::{Config, DownReason, Event, InEvent, Message, OutEvent, Priority, Timer};
@@ -133,7 +134,8 @@ const CHURN_SAMPLES_MAX: usize = 16;
 #[derive(Clone, Debug)]
 pub struct State<P> {
     me: P,
-    config: Config,
+    /// Shared by every node built from one configuration (see `node::SharedConfig`).
+    config: Arc<Config>,
     rng: Rng,
     active: Vec<P>,
     passive: PassiveView<P>,
@@ -163,7 +165,8 @@ impl<P: PeerId> State<P> {
     ///
     /// # Panics
     /// If `config` breaks a documented bound ([`Config::validate`] reports which).
-    pub fn new(me: P, config: Config, rng: Rng) -> Self {
+    pub fn new(me: P, config: impl Into<Arc<Config>>, rng: Rng) -> Self {
+        let config = config.into();
         if let Err(e) = config.validate() {
             panic!("{e}");
         }

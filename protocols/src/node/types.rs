@@ -1,5 +1,7 @@
 //! The node's message, timer, input, output and event enums, and its configuration.
 
+use std::sync::Arc;
+
 use crate::plumtree::Delivery;
 use crate::wire::Limits;
 use crate::{hyparview, plumtree, registry};
@@ -155,5 +157,30 @@ impl Config {
             );
         }
         Ok(())
+    }
+}
+
+/// A validated [`Config`] with each layer's section behind an `Arc`, so that every node
+/// built from it ([`super::Node::with_shared_config`]) shares one copy instead of holding
+/// its own (≈ 350 bytes per node, which a 100,000-node simulation multiplies).
+#[derive(Clone, Debug)]
+pub struct SharedConfig {
+    pub(super) hyparview: Arc<hyparview::Config>,
+    pub(super) plumtree: Arc<plumtree::Config>,
+    pub(super) registry: Arc<registry::Config>,
+    pub(super) limits: Limits,
+}
+
+impl SharedConfig {
+    /// Validates `config` ([`Config::validate`]) and wraps its sections.
+    pub fn new(config: Config) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let Config { hyparview, plumtree, registry, limits } = config;
+        Ok(Self {
+            hyparview: Arc::new(hyparview),
+            plumtree: Arc::new(plumtree),
+            registry: Arc::new(registry),
+            limits,
+        })
     }
 }

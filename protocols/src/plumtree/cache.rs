@@ -17,9 +17,12 @@ pub(super) struct CachedMessage<P> {
     /// Round at which we received it (0 for a local broadcast). Tree optimisation may lower
     /// it to the round a better announcer offered (see `State::optimise`).
     pub(super) round: u16,
-    /// The neighbour it came from (`None` for a local broadcast). Tree optimisation may
-    /// replace it with the announcer that became our eager parent for it.
-    pub(super) from: Option<P>,
+    /// The neighbour it came from, or the node itself for a local broadcast (a node never
+    /// receives from itself; `State::cached_parent` tells the two apart). Not an `Option`:
+    /// with a 4-byte peer that keeps an entry at 64 bytes instead of 72, and a node caches
+    /// every broadcast of the last TTL. Tree optimisation may replace it with the announcer
+    /// that became our eager parent for it.
+    pub(super) from: P,
     pub(super) received_ms: u64,
 }
 
@@ -177,7 +180,7 @@ mod tests {
     use super::*;
 
     fn message(received_ms: u64) -> CachedMessage<u32> {
-        CachedMessage { tag: Tag(256), payload: Bytes::new(), round: 1, from: None, received_ms }
+        CachedMessage { tag: Tag(256), payload: Bytes::new(), round: 1, from: 0, received_ms }
     }
 
     #[test]
@@ -203,5 +206,18 @@ mod tests {
         }
         assert_eq!(cache.expire(10_000), 9);
         assert!(cache.is_empty());
+    }
+
+    /// The in-memory layouts the 100,000-node simulation's memory figure relies on
+    /// (docs/PERFORMANCE.md): 8-byte-aligned ids, 24-byte announcements and Graft timers,
+    /// 64-byte cache entries with a 4-byte peer.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn layouts_stay_compact() {
+        use std::mem::{align_of, size_of};
+        assert_eq!(align_of::<MessageId>(), 8);
+        assert_eq!(size_of::<super::super::IHave>(), 24);
+        assert_eq!(size_of::<super::super::Timer>(), 24);
+        assert_eq!(size_of::<(MessageId, CachedMessage<u32>)>(), 64);
     }
 }

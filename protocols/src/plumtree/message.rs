@@ -5,7 +5,13 @@ use bytes::Bytes;
 /// Identifies one broadcast cluster-wide. The node composing the protocols mints it from its
 /// origin hash (high 64 bits) and a per-incarnation counter that starts at a random value (low
 /// 64 bits), so ids are unique without hashing payloads.
+///
+/// Aligned to 8 bytes rather than `u128`'s 16 (`repr(packed(8))`; in memory only, the wire
+/// encoding is unchanged): an id inside a struct with a small field (an [`IHave`], a queued
+/// `Graft` timer) would otherwise pad it from 24 to 32 bytes, and nodes hold many of them
+/// while broadcasts overlap. Read the value by copy (`id.0`), never by reference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(C, packed(8))]
 pub struct MessageId(pub u128);
 
 /// Distinguishes application broadcasts from internal ones sharing the same tree.

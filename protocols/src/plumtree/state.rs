@@ -1,5 +1,7 @@
 //! The Plumtree state machine (Leitão, Pereira, Rodrigues, SRDS 2007, Algorithm 1), sans-IO.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::cache::{CachedMessage, MessageCache};
@@ -20,7 +22,8 @@ use crate::{Outbox, PeerId, Rng};
 #[derive(Debug)]
 pub struct State<P: PeerId> {
     me: P,
-    config: Config,
+    /// Shared by every node built from one configuration (see `node::SharedConfig`).
+    config: Arc<Config>,
     /// Draws the graft jitter (graft order itself is announcement order, paper §3.4).
     rng: Rng,
     /// Sorted, deduplicated.
@@ -47,7 +50,8 @@ impl<P: PeerId> State<P> {
     ///
     /// # Panics
     /// When `config` is invalid; [`Config::validate`] is the non-panicking check.
-    pub fn new(me: P, config: Config, rng: Rng) -> Self {
+    pub fn new(me: P, config: impl Into<Arc<Config>>, rng: Rng) -> Self {
+        let config = config.into();
         if let Err(e) = config.validate() {
             panic!("invalid plumtree configuration: {e}");
         }
@@ -202,7 +206,7 @@ impl<P: PeerId> State<P> {
             let kept_over_eager = self
                 .cache
                 .get(&gossip.id)
-                .and_then(|c| c.from.as_ref())
+                .and_then(|c| self.cached_parent(c))
                 .is_none_or(|first| self.is_eager(first));
             if !self.is_neighbor(&from) {
                 return;
@@ -416,13 +420,18 @@ impl<P: PeerId> State<P> {
             tag,
             payload: payload.clone(),
             round,
-            from: from.clone(),
+            from: from.clone().unwrap_or_else(|| self.me.clone()),
             received_ms: now_ms,
         };
         self.cache.insert(id, cached);
         self.arm_cache_evict(out);
         self.stats.delivered += 1;
         out.push(OutEvent::EmitEvent(Event::Received(delivery)));
+    }
+
+    /// The neighbour a cached message came from; `None` for a local broadcast.
+    fn cached_parent<'a>(&self, cached: &'a CachedMessage<P>) -> Option<&'a P> {
+        (cached.from != self.me).then_some(&cached.from)
     }
 
     /// Tree optimisation (paper §3.8): we hold `id`, received at round `r` from eager parent
@@ -441,7 +450,7 @@ impl<P: PeerId> State<P> {
             return; // Disabled (the default): see `Config::optimization_threshold`.
         }
         let Some(cached) = self.cache.get(&id) else { return };
-        let Some(parent) = cached.from.clone() else {
+        let Some(parent) = self.cached_parent(cached).cloned() else {
             // We are the origin; nothing is shorter than round 0.
             return;
         };
@@ -474,7 +483,7 @@ impl<P: PeerId> State<P> {
         // compared with the improved path, so one message causes at most one swap per
         // `optimization_threshold` hops gained.
         let cached = self.cache.get_mut(&id).expect("checked above and not removed since");
-        cached.from = Some(announcer);
+        cached.from = announcer;
         cached.round = announced_round;
     }
 

@@ -96,7 +96,9 @@ impl OwnerRecord {
 /// The replicated registry state plus a name index of registered keys.
 #[derive(Clone, Debug)]
 pub(crate) struct Store<P> {
-    owners: BTreeMap<P, OwnerRecord>,
+    /// A sorted vector while small: most replicas know one owner (themselves), and a
+    /// `BTreeMap` allocates a whole node (584 bytes) even for that one record.
+    owners: CompactMap<P, OwnerRecord>,
     /// `name -> {(owner, reg_id)}` for every key whose value is `Registered` (whatever the
     /// owner's status). Derived from `owners`; kept in step by `merge_entry` and `collect`.
     by_name: BTreeMap<String, CompactSet<(P, u64)>>,
@@ -104,7 +106,7 @@ pub(crate) struct Store<P> {
 
 impl<P> Default for Store<P> {
     fn default() -> Self {
-        Self { owners: BTreeMap::new(), by_name: BTreeMap::new() }
+        Self { owners: CompactMap::default(), by_name: BTreeMap::new() }
     }
 }
 
@@ -119,7 +121,7 @@ impl<P: PeerId> Store<P> {
     }
 
     /// Every owner record, in owner order.
-    pub(crate) fn records(&self) -> &BTreeMap<P, OwnerRecord> {
+    pub(crate) fn records(&self) -> &CompactMap<P, OwnerRecord> {
         &self.owners
     }
 
@@ -161,10 +163,11 @@ impl<P: PeerId> Store<P> {
         value: Value,
         mono_ms: u64,
     ) -> Option<Option<Value>> {
-        let record = self.owners.entry(owner.clone()).or_insert_with(|| OwnerRecord {
-            status: OwnerStatus::alive(0),
-            entries: CompactMap::new(),
-        });
+        if self.owners.get(owner).is_none() {
+            let record = OwnerRecord { status: OwnerStatus::alive(0), entries: CompactMap::new() };
+            self.owners.insert(owner.clone(), record);
+        }
+        let record = self.owners.get_mut(owner).expect("inserted above");
         let key = (name.to_owned(), reg_id);
         let before = match record.entries.get(&key) {
             Some(stored) if value <= stored.value => return None,

@@ -72,6 +72,16 @@ impl<K: Ord, V> CompactMap<K, V> {
         }
     }
 
+    pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        match self {
+            Self::Small(items) => {
+                let i = items.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
+                Some(&mut items[i].1)
+            }
+            Self::Large(map) => map.get_mut(key),
+        }
+    }
+
     /// Inserts or replaces; returns the previous value.
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
         let items = match self {
@@ -118,6 +128,15 @@ impl<K: Ord, V> CompactMap<K, V> {
     /// Values in key order.
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
         self.iter().map(|(_, v)| v)
+    }
+
+    /// Values in key order, mutably.
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        let (small, large) = match self {
+            Self::Small(items) => (Some(items.iter_mut().map(|(_, v)| v)), None),
+            Self::Large(map) => (None, Some(map.values_mut())),
+        };
+        small.into_iter().flatten().chain(large.into_iter().flatten())
     }
 
     /// Keeps the entries for which `keep` returns true (order preserved). A map that shrinks

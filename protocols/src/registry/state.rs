@@ -2,6 +2,7 @@
 //! and refutation.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -62,7 +63,8 @@ pub struct Stats {
 pub struct State<P> {
     pub(super) local: P,
     pub(super) incarnation: u64,
-    pub(super) config: Config,
+    /// Shared by every node built from one configuration (see `node::SharedConfig`).
+    pub(super) config: Arc<Config>,
     pub(super) limits: Limits,
     pub(super) rng: Rng,
     pub(super) clock: Clock,
@@ -82,7 +84,8 @@ impl<P: PeerId + Wire> State<P> {
     ///
     /// # Panics
     /// If `config` fails [`Config::validate`] (the driver validates it at startup).
-    pub fn new(local: P, incarnation: u64, config: Config, rng: Rng) -> Self {
+    pub fn new(local: P, incarnation: u64, config: impl Into<Arc<Config>>, rng: Rng) -> Self {
+        let config = config.into();
         if let Err(e) = config.validate() {
             panic!("{e}");
         }

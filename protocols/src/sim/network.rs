@@ -8,7 +8,7 @@ use super::graph;
 use super::links::{FxMap, Latency, Links};
 use super::queue::{Entry, EventQueue};
 use super::tracker::Tracker;
-use crate::node::{self, Event, InEvent, Message, Node, OutEvent, Timer};
+use crate::node::{self, Event, InEvent, Message, Node, OutEvent, SharedConfig, Timer};
 use crate::outbox::Outbox;
 use crate::plumtree::{self, MessageId, Tag};
 use crate::rng::Rng;
@@ -41,6 +41,59 @@ pub struct NetworkOptions {
     pub node: node::Config,
 }
 
+/// A queued event's payload other than a delivery: 32 bytes, against 72 for a delivery (a
+/// message inside). Kept in their own slab: every node always has several timers queued, and
+/// in a slot sized for a message each would take more than twice its size.
+enum Local {
+    LinkFailed { node: NodeIndex, peer: NodeIndex },
+    Timer { node: NodeIndex, timer: Timer<NodeIndex> },
+    Discover { node: NodeIndex },
+}
+
+/// Marks an [`Entry::slot`] as an index into [`Network::locals`] rather than
+/// [`Network::deliveries`].
+const LOCAL_SLOT: u32 = 1 << 31;
+
+/// Values by slot index, with a free list of the slots taken back. Holds fewer than
+/// [`LOCAL_SLOT`] values (the slot's top bit tells the two slabs apart).
+struct Slab<T> {
+    slots: Vec<Option<T>>,
+    free: Vec<u32>,
+}
+
+impl<T> Slab<T> {
+    fn new() -> Self {
+        Self { slots: Vec::new(), free: Vec::new() }
+    }
+
+    fn insert(&mut self, value: T) -> u32 {
+        if let Some(slot) = self.free.pop() {
+            self.slots[slot as usize] = Some(value);
+            return slot;
+        }
+        self.slots.push(Some(value));
+        let slot = u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 queued events");
+        assert!(slot < LOCAL_SLOT, "fewer than 2^31 queued events of one kind");
+        slot
+    }
+
+    /// Takes the value out of `slot` and frees the slot.
+    fn take(&mut self, slot: u32) -> T {
+        // Invariant: every queued slot holds its value until popped.
+        let value = self.slots[slot as usize].take().expect("queued slot holds a value");
+        self.free.push(slot);
+        value
+    }
+}
+
+/// A queued message: 72 bytes.
+struct Delivery {
+    from: NodeIndex,
+    to: NodeIndex,
+    message: Message<NodeIndex>,
+}
+
+/// What an event does when popped. Stored split into [`Delivery`] and [`Local`] while queued.
 enum Action {
     Deliver {
         from: NodeIndex,
@@ -81,13 +134,16 @@ pub struct MessageCounts {
 /// A simulated cluster.
 pub struct Network {
     options: NetworkOptions,
+    /// `options.node`, validated once and shared by every node.
+    node_config: SharedConfig,
     rng: Rng,
     now_us: u64,
     seq: u64,
     queue: EventQueue,
-    /// Actions by slot; `free` lists reusable slots.
-    slab: Vec<Option<Action>>,
-    free: Vec<u32>,
+    /// Queued deliveries, by `Entry::slot`.
+    deliveries: Slab<Delivery>,
+    /// Every other queued action, by `Entry::slot` minus [`LOCAL_SLOT`].
+    locals: Slab<Local>,
     /// Events queued that count as activity ([`counts_as_activity`]): quiescent at 0.
     activity: u64,
     nodes: Vec<Option<Node<NodeIndex>>>,
@@ -118,13 +174,15 @@ impl Network {
     pub fn new(options: NetworkOptions) -> Self {
         let mut rng = Rng::from_seed(options.seed);
         let links = Links::new(options.latency, options.loss, rng.next_u64());
+        let node_config = SharedConfig::new(options.node.clone()).unwrap_or_else(|e| panic!("{e}"));
         Self {
+            node_config,
             rng,
             now_us: 0,
             seq: 0,
             queue: EventQueue::new(),
-            slab: Vec::new(),
-            free: Vec::new(),
+            deliveries: Slab::new(),
+            locals: Slab::new(),
             activity: 0,
             nodes: Vec::new(),
             alive: Vec::new(),
@@ -205,7 +263,8 @@ impl Network {
         let i = self.nodes.len() as NodeIndex;
         let seed = self.rng.next_u64();
         let now = self.now(i);
-        let node = Node::new(i, u64::from(i), self.options.node.clone(), Rng::from_seed(seed), now);
+        let node =
+            Node::with_shared_config(i, u64::from(i), &self.node_config, Rng::from_seed(seed), now);
         self.nodes.push(Some(node));
         self.alive.push(true);
         self.group.push(0);
@@ -362,15 +421,17 @@ impl Network {
             self.activity += 1;
         }
         self.seq += 1;
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slab[slot as usize] = Some(action);
-                slot
+        let slot = match action {
+            Action::Deliver { from, to, message } => {
+                self.deliveries.insert(Delivery { from, to, message })
             }
-            None => {
-                self.slab.push(Some(action));
-                u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 queued events")
+            Action::LinkFailed { node, peer } => {
+                LOCAL_SLOT | self.locals.insert(Local::LinkFailed { node, peer })
             }
+            Action::Timer { node, timer } => {
+                LOCAL_SLOT | self.locals.insert(Local::Timer { node, timer })
+            }
+            Action::Discover { node } => LOCAL_SLOT | self.locals.insert(Local::Discover { node }),
         };
         self.queue.push(Entry { at_us, seq: self.seq, slot });
     }
@@ -440,9 +501,16 @@ impl Network {
         let Some(ev) = self.queue.pop() else { return false };
         debug_assert!(ev.at_us >= self.now_us, "time went backwards");
         self.now_us = ev.at_us;
-        // Invariant: every queued slot holds its action until popped here.
-        let action = self.slab[ev.slot as usize].take().expect("queued slot holds an action");
-        self.free.push(ev.slot);
+        let action = if ev.slot & LOCAL_SLOT == 0 {
+            let Delivery { from, to, message } = self.deliveries.take(ev.slot);
+            Action::Deliver { from, to, message }
+        } else {
+            match self.locals.take(ev.slot & !LOCAL_SLOT) {
+                Local::LinkFailed { node, peer } => Action::LinkFailed { node, peer },
+                Local::Timer { node, timer } => Action::Timer { node, timer },
+                Local::Discover { node } => Action::Discover { node },
+            }
+        };
         if counts_as_activity(&action) {
             self.activity -= 1;
         }
