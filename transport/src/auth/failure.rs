@@ -115,6 +115,21 @@ pub mod close_code {
     pub const AUTH_STREAM_TIMEOUT: u64 = crate::endpoint::event::close_code::HELLO_TIMEOUT;
 }
 
+/// The close code of each reason, in [`AuthFailure::index`] order (`None`: nothing is sent,
+/// the connection is already gone). The one table both directions are read from.
+const CLOSE_CODES: [Option<u64>; REASONS] = [
+    Some(close_code::KEY_MISMATCH),
+    Some(close_code::UNTRUSTED_KEY),
+    Some(close_code::SIGNATURE_INVALID),
+    Some(close_code::COOKIE_MISMATCH),
+    Some(close_code::PEER_TS_SKEW),
+    Some(close_code::UNEXPECTED_AUTH_OK),
+    Some(close_code::NAME_MISMATCH),
+    Some(close_code::TLS_UNVERIFIED),
+    Some(close_code::AUTH_STREAM_TIMEOUT),
+    None,
+];
+
 impl AuthFailure {
     /// Position in [`REASON_LABELS`] and in the metrics arrays.
     pub fn index(&self) -> usize {
@@ -140,36 +155,14 @@ impl AuthFailure {
     /// The close code this side sends when it detects the failure (`None`: nothing is sent,
     /// the connection is already gone).
     pub fn close_code(&self) -> Option<u64> {
-        match self {
-            Self::KeyMismatch { .. } => Some(close_code::KEY_MISMATCH),
-            Self::UntrustedKey { .. } => Some(close_code::UNTRUSTED_KEY),
-            Self::SignatureInvalid => Some(close_code::SIGNATURE_INVALID),
-            Self::CookieMismatch => Some(close_code::COOKIE_MISMATCH),
-            Self::PeerTsSkew { .. } => Some(close_code::PEER_TS_SKEW),
-            Self::UnexpectedAuthOk => Some(close_code::UNEXPECTED_AUTH_OK),
-            Self::NameMismatch { .. } => Some(close_code::NAME_MISMATCH),
-            Self::TlsUnverified(_) => Some(close_code::TLS_UNVERIFIED),
-            Self::AuthStreamTimeout => Some(close_code::AUTH_STREAM_TIMEOUT),
-            Self::ConnectionClosed => None,
-        }
+        CLOSE_CODES[self.index()]
     }
 
     /// The reason behind a close code the peer sent, if it is an authentication code. Details
     /// (fingerprints, names, skew) stay with the side that detected the failure.
     pub fn from_peer_close(code: u64) -> Option<PeerRefusal> {
-        let label = match code {
-            close_code::KEY_MISMATCH => "key_mismatch",
-            close_code::UNTRUSTED_KEY => "untrusted_key",
-            close_code::SIGNATURE_INVALID => "signature_invalid",
-            close_code::COOKIE_MISMATCH => "cookie_mismatch",
-            close_code::PEER_TS_SKEW => "peer_ts_skew",
-            close_code::UNEXPECTED_AUTH_OK => "unexpected_auth_ok",
-            close_code::NAME_MISMATCH => "name_mismatch",
-            close_code::TLS_UNVERIFIED => "tls_unverified",
-            close_code::AUTH_STREAM_TIMEOUT => "auth_stream_timeout",
-            _ => return None,
-        };
-        Some(PeerRefusal { code, label })
+        let index = CLOSE_CODES.iter().position(|known| *known == Some(code))?;
+        Some(PeerRefusal { code, index })
     }
 }
 
@@ -178,23 +171,20 @@ impl AuthFailure {
 pub struct PeerRefusal {
     /// The close code.
     pub code: u64,
-    /// Its label (the same vocabulary as [`AuthFailure::label`]).
-    pub label: &'static str,
+    /// Position of the reason in [`REASON_LABELS`].
+    pub index: usize,
 }
 
 impl PeerRefusal {
-    /// Position of the reason in [`REASON_LABELS`].
-    pub fn index(&self) -> usize {
-        REASON_LABELS
-            .iter()
-            .position(|label| *label == self.label)
-            .expect("every refusal label is one of REASON_LABELS")
+    /// The reason's label (the same vocabulary as [`AuthFailure::label`]).
+    pub fn label(&self) -> &'static str {
+        REASON_LABELS[self.index]
     }
 }
 
 impl fmt::Display for PeerRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the peer refused us: {}", self.label)
+        write!(f, "the peer refused us: {}", self.label())
     }
 }
 
@@ -227,8 +217,8 @@ mod tests {
             assert!(failure.to_string().starts_with(failure.label()), "{failure}");
             if let Some(code) = failure.close_code() {
                 let refusal = AuthFailure::from_peer_close(code).expect("an auth code");
-                assert_eq!(refusal.label, failure.label());
-                assert_eq!(refusal.index(), index);
+                assert_eq!(refusal.label(), failure.label());
+                assert_eq!(refusal.index, index);
             }
         }
         assert_eq!(

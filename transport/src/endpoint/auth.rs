@@ -116,7 +116,7 @@ impl Endpoint {
         let index = match refusal {
             Some(refusal) => {
                 self.log_refusal(conn, refusal, now);
-                refusal.index()
+                refusal.index
             }
             None if now >= conn.created_at + self.auth_deadline() => {
                 AuthFailure::AuthStreamTimeout.index()

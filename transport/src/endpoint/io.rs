@@ -475,7 +475,7 @@ fn down_reason(conn: &Conn) -> DownReason {
     let peer_app_code =
         conn.q.peer_error().filter(|error| error.is_app).map(|error| error.error_code);
     if let Some(refusal) = peer_app_code.and_then(crate::auth::AuthFailure::from_peer_close) {
-        return DownReason::AuthFailed { reason: refusal.label, by_peer: true };
+        return DownReason::AuthFailed { reason: refusal.label(), by_peer: true };
     }
     if !conn.announced && conn.phase != Phase::Ready {
         return DownReason::HandshakeFailed;
