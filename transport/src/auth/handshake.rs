@@ -175,7 +175,8 @@ impl Auth {
         };
         proof::transcript(binding, &claims, scratch);
         let presented = fields.identity_key;
-        if mode == Mode::Signed {
+        // Looked up once: a known key needs no pin below, an unknown one a TOFU pin.
+        let unpinned = mode == Mode::Signed && {
             match self.trust.get(peer) {
                 Some(pinned) if pinned != presented => {
                     return Err(AuthFailure::KeyMismatch {
@@ -183,15 +184,15 @@ impl Auth {
                         presented: fingerprint(&presented),
                     });
                 }
-                Some(_) => {}
+                Some(_) => false,
                 None if self.trust_mode == TrustMode::Strict => {
                     return Err(AuthFailure::UntrustedKey { presented: fingerprint(&presented) });
                 }
-                None => {}
+                None => true,
             }
-            if !proof::signature_ok(&presented, scratch, &fields.signature) {
-                return Err(AuthFailure::SignatureInvalid);
-            }
+        };
+        if mode == Mode::Signed && !proof::signature_ok(&presented, scratch, &fields.signature) {
+            return Err(AuthFailure::SignatureInvalid);
         }
         if !proof::cookie_ok(self.cookie.bytes(), scratch, &fields.cookie_mac) {
             return Err(AuthFailure::CookieMismatch);
@@ -199,20 +200,14 @@ impl Auth {
         if mode == Mode::CookieOnly {
             return Ok(PeerIdentity { mode, identity_key: None });
         }
-        if self.trust_mode == TrustMode::Tofu {
+        if unpinned {
+            // TOFU (strict returned above). The trust store logs a pin it cannot write.
             match self.trust.pin_if_new_deferred(peer, &presented) {
                 Ok(PinOutcome::Known) => {}
-                Ok(PinOutcome::Pinned { persist_error }) => {
-                    log::info!(
-                        "Pinned key for node {peer} on first contact: {}",
-                        fingerprint(&presented)
-                    );
-                    if let Some(error) = persist_error {
-                        log::error!(
-                            "Pin for node {peer} is kept in memory only (it will not survive a restart): {error}"
-                        );
-                    }
-                }
+                Ok(PinOutcome::Pinned { .. }) => log::info!(
+                    "Pinned key for node {peer} on first contact: {}",
+                    fingerprint(&presented)
+                ),
                 // Another connection pinned a different key for the same name meanwhile.
                 Err(conflict) => {
                     return Err(AuthFailure::KeyMismatch {
