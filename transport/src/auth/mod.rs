@@ -115,8 +115,8 @@ impl Auth {
     /// under `auth_key_dir`; with no directory, an identity and pins in memory for this run.
     /// Logs a loud warning when authentication is disabled and one warning per skipped pin.
     pub fn load(config: &AuthConfig) -> Result<Self, AuthSetupError> {
-        config.validate()?;
-        config.validate()?;
+        // Before any file is touched: a bad setting must not generate keys.
+        let cookie_only = config.validate()?;
         let (identity, key_dir, trust, lock) = match &config.auth_key_dir {
             Some(dir) => {
                 let key_dir = KeyDir::new(dir.clone());
@@ -127,9 +127,7 @@ impl Auth {
             }
             None => (Identity::generate(), None, TrustStore::in_memory(), None),
         };
-        let mut auth = Self::with_parts(config, identity, key_dir, trust, system_clock())?;
-        auth._lock = lock;
-        Ok(auth)
+        Ok(Self::assemble(config, cookie_only, (identity, key_dir, trust), system_clock(), lock))
     }
 
     /// An `Auth` from parts (tests and benchmarks: a given identity, trust store or clock).
@@ -141,6 +139,17 @@ impl Auth {
         clock: WallClock,
     ) -> Result<Self, AuthSetupError> {
         let cookie_only = config.validate()?;
+        Ok(Self::assemble(config, cookie_only, (identity, key_dir, trust), clock, None))
+    }
+
+    /// The state from a validated `config` (its parsed `cookie_only_nodes`) and its parts.
+    fn assemble(
+        config: &AuthConfig,
+        cookie_only: Vec<NodePattern>,
+        (identity, key_dir, trust): (Identity, Option<KeyDir>, TrustStore),
+        clock: WallClock,
+        lock: Option<keys::KeyDirLock>,
+    ) -> Self {
         if !config.auth_enabled {
             log::warn!(
                 "AUTHENTICATION DISABLED (auth_enabled = false): peers are not asked to prove \
@@ -150,7 +159,7 @@ impl Auth {
             );
         }
         log::info!("Node identity fingerprint {}", identity.fingerprint());
-        Ok(Self {
+        Self {
             enabled: config.auth_enabled,
             trust_mode: config.auth_trust_mode,
             cookie: config.dist_cookie.clone(),
@@ -160,8 +169,8 @@ impl Auth {
             key_dir,
             trust,
             clock,
-            _lock: None,
-        })
+            _lock: lock,
+        }
     }
 
     /// The current identity (a rotation swaps it for the next handshakes).
