@@ -64,7 +64,7 @@ impl TransportConfig {
             listen_addr,
             shards: cores.min(SHARDS_MAX),
             pin_shards: true,
-            quic_cert_dir: Some(PathBuf::from("data/quic")),
+            quic_cert_dir: Some(PathBuf::from(crate::tls::DEFAULT_CERT_DIR)),
             socket_rcvbuf_bytes: 4 << 20,
             socket_sndbuf_bytes: 4 << 20,
             shutdown_timeout_ms: 3_000,

@@ -106,7 +106,7 @@ impl Default for AuthConfig {
         Self {
             auth_enabled: true,
             auth_trust_mode: TrustMode::Tofu,
-            auth_key_dir: Some(PathBuf::from("data/keys")),
+            auth_key_dir: Some(PathBuf::from(super::keys::DEFAULT_KEY_DIR)),
             auth_timestamp_window_ms: 30_000,
             dist_cookie: Cookie::new(DEFAULT_COOKIE),
             cookie_only_nodes: Vec::new(),

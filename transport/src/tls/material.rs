@@ -63,6 +63,8 @@ use crate::keyformat::{
 };
 use crate::rotation::{self, PairFiles};
 
+/// Default TLS directory (`quic_cert_dir`, deployment seed).
+pub const DEFAULT_CERT_DIR: &str = "data/quic";
 /// Name of the key file inside the TLS directory.
 pub const KEY_FILE_NAME: &str = "node.key";
 /// Name of the certificate file inside the TLS directory.

@@ -23,7 +23,8 @@ use std::io;
 use std::path::PathBuf;
 
 pub use material::{
-    read_certificate_key, TlsMaterial, CERT_FILE_NAME, COMMON_NAME_MAX_BYTES, KEY_FILE_NAME,
+    read_certificate_key, TlsMaterial, CERT_FILE_NAME, COMMON_NAME_MAX_BYTES, DEFAULT_CERT_DIR,
+    KEY_FILE_NAME,
 };
 pub use quic_config::{quiche_config, QuicSettings, ALPN};
 pub use rotate::RotatedCert;

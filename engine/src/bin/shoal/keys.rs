@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use shoal_protocols::NodeName;
+use shoal_transport::auth::keys::PUBLIC_KEY_FILE_NAME;
 use shoal_transport::auth::{fingerprint, read_public_key, KeyDir, TrustStore, DEFAULT_KEY_DIR};
-use shoal_transport::tls::{read_certificate_key, TlsMaterial};
+use shoal_transport::tls::{read_certificate_key, TlsMaterial, CERT_FILE_NAME, DEFAULT_CERT_DIR};
 
 /// Where the files are (the node's `auth_key_dir` and `quic_cert_dir`).
 #[derive(Args, Debug, Clone)]
@@ -17,7 +18,7 @@ pub(crate) struct Dirs {
     #[arg(long, default_value = DEFAULT_KEY_DIR)]
     key_dir: PathBuf,
     /// TLS key and certificate (`quic_cert_dir`).
-    #[arg(long, default_value = "data/quic")]
+    #[arg(long, default_value = DEFAULT_CERT_DIR)]
     cert_dir: PathBuf,
 }
 
@@ -109,17 +110,21 @@ fn init(dirs: &Dirs, name: &str) -> anyhow::Result<()> {
     let identity = key_dir.load_or_generate()?;
     TrustStore::open(key_dir.trusted_dir())?;
     let tls = TlsMaterial::load_or_generate(&dirs.cert_dir, name)?;
-    println!("identity  {}  {}", identity.fingerprint(), dirs.key_dir.join("node.pub").display());
+    println!(
+        "identity  {}  {}",
+        identity.fingerprint(),
+        dirs.key_dir.join(PUBLIC_KEY_FILE_NAME).display()
+    );
     println!(
         "tls       {}  {}",
         fingerprint(&tls.public_key()),
-        dirs.cert_dir.join("node.crt").display()
+        dirs.cert_dir.join(CERT_FILE_NAME).display()
     );
     Ok(())
 }
 
 fn show(dirs: &Dirs) -> anyhow::Result<()> {
-    let public = dirs.key_dir.join("node.pub");
+    let public = dirs.key_dir.join(PUBLIC_KEY_FILE_NAME);
     if !public.exists() {
         bail!(
             "{} does not exist: run `shoal keys init --name <name@host>` first",
@@ -127,7 +132,7 @@ fn show(dirs: &Dirs) -> anyhow::Result<()> {
         );
     }
     println!("identity  {}  {}", fingerprint(&read_public_key(&public)?), public.display());
-    let cert = dirs.cert_dir.join("node.crt");
+    let cert = dirs.cert_dir.join(CERT_FILE_NAME);
     if cert.exists() {
         let key = read_certificate_key(&cert)?;
         println!("tls       {}  {}", fingerprint(&key), cert.display());
