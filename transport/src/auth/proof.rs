@@ -164,21 +164,40 @@ fn cookie_mac(cookie: &[u8], transcript: &[u8]) -> [u8; 32] {
     boring::hash::hmac_sha256(cookie, transcript).expect("HMAC-SHA256 over memory")
 }
 
+/// Bindings for the tests of this module and of `auth`.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
 
-    fn name(text: &str) -> NodeName {
-        NodeName::parse(text).expect("valid")
-    }
-
-    fn binding() -> Binding {
+    /// One connection's binding.
+    pub(crate) fn binding() -> Binding {
         Binding {
             dialer_cid: [1; CID_LEN],
             acceptor_cid: [2; CID_LEN],
             dialer_tls_key: [3; 32],
             acceptor_tls_key: [4; 32],
         }
+    }
+
+    /// [`binding`] with one element changed each: what another connection (other CIDs) or a
+    /// relay terminating TLS (other keys) looks like.
+    pub(crate) fn other_connections() -> [Binding; 4] {
+        [
+            Binding { dialer_cid: [9; CID_LEN], ..binding() },
+            Binding { acceptor_cid: [9; CID_LEN], ..binding() },
+            Binding { dialer_tls_key: [9; 32], ..binding() },
+            Binding { acceptor_tls_key: [9; 32], ..binding() },
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{binding, other_connections};
+    use super::*;
+
+    fn name(text: &str) -> NodeName {
+        NodeName::parse(text).expect("valid")
     }
 
     fn signed(identity: &Identity, binding: &Binding) -> (Vec<u8>, Proof) {
@@ -207,13 +226,7 @@ mod tests {
         assert!(!cookie_ok(b"cookie2", &bytes, &proof.cookie_mac));
 
         // Every element of the binding matters: another connection's transcript differs.
-        let variants = [
-            Binding { dialer_cid: [9; CID_LEN], ..binding() },
-            Binding { acceptor_cid: [9; CID_LEN], ..binding() },
-            Binding { dialer_tls_key: [9; 32], ..binding() },
-            Binding { acceptor_tls_key: [9; 32], ..binding() },
-        ];
-        for other in variants {
+        for other in other_connections() {
             let (other_bytes, _) = signed(&identity, &other);
             assert!(!signature_ok(&identity.public_key(), &other_bytes, &proof.signature));
             assert!(!cookie_ok(b"cookie", &other_bytes, &proof.cookie_mac));

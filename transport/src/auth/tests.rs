@@ -6,7 +6,7 @@ use std::sync::Arc;
 use shoal_protocols::NodeName;
 
 use super::*;
-use crate::cid::CID_LEN;
+use super::proof::fixtures::{binding, other_connections};
 use crate::frame::AuthFields;
 
 const NOW_MS: u64 = 1_800_000_000_000;
@@ -41,15 +41,6 @@ fn cookie_only(patterns: &[&str]) -> AuthConfig {
         dist_cookie: Cookie::new("a-long-cluster-secret"),
         cookie_only_nodes: patterns.iter().map(|p| (*p).to_owned()).collect(),
         ..memory()
-    }
-}
-
-fn binding() -> Binding {
-    Binding {
-        dialer_cid: [1; CID_LEN],
-        acceptor_cid: [2; CID_LEN],
-        dialer_tls_key: [3; 32],
-        acceptor_tls_key: [4; 32],
     }
 }
 
@@ -215,13 +206,7 @@ fn a_proof_replayed_onto_another_connection_fails() {
     let captured = dialer.prove_hello(&binding(), &a, &b, 1, &mut scratch);
     // The same HELLO on a connection with other CIDs (a new connection) or other TLS keys (a
     // relay terminating TLS in the middle).
-    let others = [
-        Binding { acceptor_cid: [7; CID_LEN], ..binding() },
-        Binding { dialer_cid: [7; CID_LEN], ..binding() },
-        Binding { dialer_tls_key: [7; 32], ..binding() },
-        Binding { acceptor_tls_key: [7; 32], ..binding() },
-    ];
-    for other in others {
+    for other in other_connections() {
         let result = acceptor.check_hello(&other, &b, &a, &b, 1, &captured, &mut scratch);
         assert_eq!(label(&result), "signature_invalid", "{other:?}");
     }
