@@ -106,6 +106,18 @@ fn failures(node: &Node, label: &str) -> u64 {
     node.transport.handle().metrics().auth.failures_of(label)
 }
 
+/// Restarts `node` on its key directory and waits until `peer` has seen the old link go (until
+/// then a send from `peer` would still take the old connection).
+fn restart(node: Node, dir: &Scratch, peer: &mut Node) -> Node {
+    let name = node.name.to_string();
+    node.transport.shutdown().expect("clean shutdown");
+    let restarted = Node::start(on_disk(&name, dir));
+    peer.wait("the old link down", |seen| {
+        count(seen, |event| matches!(event, Event::LinkDown { .. })) > 0
+    });
+    restarted
+}
+
 fn deliver(from: &Node, to: &mut Node, payload: &[u8]) {
     let before = messages(&to.seen).len();
     from.send(to, Lane::Data(0), payload);
@@ -136,13 +148,9 @@ fn first_contact_pins_both_sides_and_the_pins_survive_a_restart() {
 
     // b restarts on the same directory: same identity, a's pin loaded from disk.
     let b_key = identity_of(&b);
-    b.transport.shutdown().expect("clean shutdown");
-    let mut b = Node::start(on_disk("pin-b@loop", &dir_b));
+    let mut b = restart(b, &dir_b, &mut a);
     assert_eq!(identity_of(&b), b_key);
     assert_eq!(b.transport.handle().auth().trust_store().get(&name("pin-a@loop")), Some(a_key));
-    a.wait("the old link down", |seen| {
-        count(seen, |event| matches!(event, Event::LinkDown { .. })) > 0
-    });
     deliver(&a, &mut b, b"again");
     assert_eq!(failures(&b, "key_mismatch") + failures(&a, "key_mismatch"), 0);
 }
@@ -284,12 +292,7 @@ fn identity_rotation_takes_effect_at_the_next_handshake_without_a_restart() {
     assert_ne!(identity_of(&a), old);
 
     // A new handshake (b restarts; a keeps running): b's TOFU pin refuses the new key.
-    b.transport.shutdown().expect("clean shutdown");
-    let mut b = Node::start(on_disk("rot-b@loop", &dir_b));
-    // Until a has seen the old link go, a send would still take the old connection.
-    a.wait("the old link down", |seen| {
-        count(seen, |event| matches!(event, Event::LinkDown { .. })) > 0
-    });
+    let mut b = restart(b, &dir_b, &mut a);
     a.send(&b, Lane::Data(0), b"refused");
     wait_refused(&mut a, "key_mismatch");
     // The operator removes the stale pin; TOFU pins the new key.

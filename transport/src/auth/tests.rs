@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use shoal_protocols::NodeName;
 
-use super::*;
 use super::proof::fixtures::{binding, other_connections};
+use super::*;
 use crate::frame::AuthFields;
 
 const NOW_MS: u64 = 1_800_000_000_000;
