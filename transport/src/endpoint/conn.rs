@@ -99,9 +99,9 @@ pub(crate) struct Conn {
     pub binding: Option<crate::auth::Binding>,
     /// Whether this connection's authentication outcome was recorded (exactly once).
     pub auth_recorded: bool,
-    /// A dialer's refusal detected when its QUIC handshake completed, carried out at the next
-    /// event (see `on_established`).
-    pub deferred_refusal: Option<crate::auth::AuthFailure>,
+    /// A close asked for in the call that completed a dialer's QUIC handshake, carried out at
+    /// the connection's next event (see `Endpoint::close_conn`).
+    pub deferred_close: Option<(u64, DownReason)>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -162,7 +162,7 @@ impl Conn {
             initial_scid,
             binding: None,
             auth_recorded: false,
-            deferred_refusal: None,
+            deferred_close: None,
         }
     }
 

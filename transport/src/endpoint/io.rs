@@ -126,8 +126,8 @@ impl Endpoint {
     pub(super) fn after_io(&mut self, slot: u32, mut conn: Box<Conn>, now: Instant) {
         if conn.phase == Phase::Handshake && conn.q.is_established() {
             self.on_established(&mut conn, now);
-        } else if let Some(failure) = conn.deferred_refusal.take() {
-            self.auth_failed(&mut conn, &failure, now);
+        } else if let Some((code, reason)) = conn.deferred_close.take() {
+            self.close_conn(&mut conn, code, reason);
         }
         if !conn.q.is_closed() {
             self.read_streams(slot, &mut conn, now);
@@ -153,15 +153,6 @@ impl Endpoint {
     fn on_established(&mut self, conn: &mut Conn, now: Instant) {
         let binding = match self.bind_connection(conn) {
             Ok(binding) => binding,
-            Err(failure) if conn.role == Role::Dialer => {
-                // The client's handshake completes before the server's: closing now would
-                // send the close in 1-RTT packets only, before our TLS Finished, and the
-                // server could read neither (measured: it waited for its deadline). Refuse at
-                // the next event instead, once the Finished went out.
-                conn.deferred_refusal = Some(failure);
-                conn.phase = Phase::AwaitWelcome;
-                return;
-            }
             Err(failure) => {
                 self.auth_failed(conn, &failure, now);
                 return;

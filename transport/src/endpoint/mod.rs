@@ -536,6 +536,19 @@ impl Endpoint {
         if conn.phase == conn::Phase::Closing {
             return;
         }
+        if conn.role == conn::Role::Dialer
+            && conn.phase == conn::Phase::Handshake
+            && conn.q.is_established()
+        {
+            // The dialler's handshake completed in this very call, before the acceptor's:
+            // closing now would send the close in 1-RTT packets only, ahead of our TLS
+            // Finished, and the acceptor could read neither (measured: it waited for its
+            // deadline). Close at the connection's next event instead, once the Finished went
+            // out; meanwhile the connection neither sends HELLO nor accepts frames.
+            conn.phase = conn::Phase::AwaitWelcome;
+            conn.deferred_close = Some((code, reason));
+            return;
+        }
         conn.phase = conn::Phase::Closing;
         conn.local_close = Some(reason);
         // `Done` means already closing/closed: nothing more to do either way.

@@ -349,7 +349,7 @@ impl Endpoint {
     ) {
         let this = self.conn_ref(conn.slot);
         let peer = conn.peer.clone().expect("dialled connections know their peer");
-        // Without a binding this side already refused the peer (`deferred_refusal`): a WELCOME
+        // Without a binding this side already refused the peer (`deferred_close`): a WELCOME
         // cannot be checked and is ignored.
         let Some(binding) = conn.binding else { return };
         let checked = self.auth.check_welcome(
