@@ -4,6 +4,7 @@
 //! the QUIC transport between two processes on loopback (docs/PERFORMANCE.md, "Transport").
 
 mod host;
+mod hugepages;
 mod rss;
 mod sim;
 mod transport;
@@ -34,7 +35,10 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Sim(args) => sim::run(args),
+        Command::Sim(args) => {
+            hugepages::reexec_for_sim();
+            sim::run(args)
+        }
         Command::Transport(args) => transport::run(args),
         Command::TransportServer(args) => transport::server::run(args),
     };

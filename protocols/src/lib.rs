@@ -7,7 +7,7 @@
 //! (send a message, arm a timer, emit an event) are data pushed into a caller-owned, bounded
 //! [`Outbox`]. Iteration order never depends on hash seeds, so a seed replays byte for byte.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod config;

@@ -81,6 +81,41 @@ enum Internal<P: PeerId> {
     Registry(registry::InEvent<P>),
 }
 
+/// The layer an input is for (a prefetch hint for the simulator).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Layer {
+    Hyparview,
+    Plumtree,
+    Registry,
+}
+
+impl<P: PeerId> Node<P> {
+    /// Byte ranges (offset, length) of a `Node` that handling an input for `layer` touches
+    /// first: that layer's state, the outboxes and the internal queue. Prefetch hints for the
+    /// simulator; the offsets are compile-time constants.
+    pub(crate) fn hot_ranges(layer: Layer) -> [(usize, usize); 5] {
+        use std::mem::offset_of;
+        let state = match layer {
+            Layer::Hyparview => (offset_of!(Self, hyparview), size_of::<hyparview::State<P>>()),
+            Layer::Plumtree => (offset_of!(Self, plumtree), size_of::<plumtree::State<P>>()),
+            Layer::Registry => (offset_of!(Self, registry), size_of::<registry::State<P>>()),
+        };
+        [
+            state,
+            (offset_of!(Self, hyparview_out), size_of::<Outbox<hyparview::OutEvent<P>>>()),
+            (offset_of!(Self, plumtree_out), size_of::<Outbox<plumtree::OutEvent<P>>>()),
+            (offset_of!(Self, registry_out), size_of::<Outbox<registry::OutEvent<P>>>()),
+            (offset_of!(Self, internal), size_of::<VecDeque<Internal<P>>>()),
+        ]
+    }
+
+    /// Where the membership views' entries live (prefetch hints for the simulator: nearly
+    /// every input reads the active view).
+    pub(crate) fn heap(&self) -> [*const u8; 4] {
+        self.hyparview.heap()
+    }
+}
+
 impl<P: PeerId + Wire> Node<P> {
     /// Creates the node `me`. `origin_hash` identifies this node in broadcast ids (the engine
     /// derives it from the node name, the simulator uses the index); `rng` seeds every

@@ -8,6 +8,7 @@
 mod graph;
 mod links;
 mod network;
+mod prefetch;
 mod queue;
 mod report;
 pub mod scenario;

@@ -91,6 +91,11 @@ impl<P: PeerId> PassiveView<P> {
         debug_assert!(self.peers.len() <= self.len_max);
     }
 
+    /// Where the view's entries live (prefetch hints for the simulator).
+    pub(crate) fn heap(&self) -> [*const u8; 2] {
+        [self.peers.as_ptr().cast(), self.records.as_ptr().cast()]
+    }
+
     pub(crate) fn remove(&mut self, peer: &P) -> Option<PassiveEntry<P>> {
         self.position(peer).map(|i| self.swap_remove(i))
     }

@@ -161,6 +161,12 @@ pub struct State<P> {
 }
 
 impl<P: PeerId> State<P> {
+    /// Where the views' entries live (prefetch hints for the simulator).
+    pub(crate) fn heap(&self) -> [*const u8; 4] {
+        let [peers, records] = self.passive.heap();
+        [self.active.as_ptr().cast(), peers, records, self.churn_ms.as_slices().0.as_ptr().cast()]
+    }
+
     /// Creates the membership state of node `me`.
     ///
     /// # Panics
@@ -499,9 +505,15 @@ impl<P: PeerId> State<P> {
         let mut peers = peers;
         peers.truncate(self.config.shuffle_length);
         if ttl > 1 && self.active.len() > 1 {
-            let candidates: Vec<P> =
-                self.active.iter().filter(|p| **p != from && **p != origin).cloned().collect();
-            if let Some(next) = self.rng.choose(&candidates) {
+            // A uniform pick among the active peers other than `from` and `origin`, drawn as
+            // `Rng::choose` over that list would, without building the list (every hop of every
+            // walk passes here).
+            let candidate = |p: &&P| **p != from && **p != origin;
+            let count = self.active.iter().filter(candidate).count();
+            if count > 0 {
+                let pick = self.rng.index(count);
+                // Invariant: `pick < count`, the number of peers the filter passes.
+                let next = self.active.iter().filter(candidate).nth(pick).expect("pick < count");
                 out.push(OutEvent::SendMessage {
                     to: next.clone(),
                     message: Message::Shuffle { origin, ttl: ttl - 1, peers },

@@ -83,18 +83,34 @@ impl Hasher for FxHasher {
 
 pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
+/// One open link direction, kept with its sender: the peer and the latest scheduled arrival on
+/// that direction, in µs.
+#[derive(Clone, Copy)]
+struct OutLink {
+    to: u32,
+    horizon_us: u64,
+}
+
 /// Open links and their delivery horizon.
+///
+/// Kept per sending node rather than in one map keyed by pair: a node has a handful of open
+/// directions (its active view plus the odd temporary shuffle link), so a lookup scans a few
+/// entries the simulator is about to touch anyway (and prefetches with the node), where a
+/// cluster-wide hash table cost two cache misses per message at 100,000 nodes (≈ 11 % of the
+/// run).
 pub(crate) struct Links {
     latency: Latency,
     seed: u64,
     loss: f64,
-    /// (from, to) → the latest scheduled arrival on that direction, in µs. Present = open.
-    open: FxMap<(u32, u32), u64>,
+    /// `open[from]`: the open directions from `from`, in no particular order (never iterated
+    /// into output). Present = open.
+    open: Vec<Vec<OutLink>>,
+    open_count: usize,
 }
 
 impl Links {
     pub(crate) fn new(latency: Latency, loss: f64, seed: u64) -> Self {
-        Self { latency, seed, loss, open: FxMap::default() }
+        Self { latency, seed, loss, open: Vec::new(), open_count: 0 }
     }
 
     /// One-way latency of the link between `a` and `b`, in µs: a pure function of the seed
@@ -114,12 +130,18 @@ impl Links {
     pub(crate) fn schedule(&mut self, now_us: u64, from: u32, to: u32, rng: &mut Rng) -> u64 {
         let one_way = self.latency_us(from, to);
         let mut delay = one_way;
-        let horizon = match self.open.get(&(from, to)) {
-            Some(h) => *h,
+        if self.open.len() <= from as usize {
+            self.open.resize_with(from as usize + 1, Vec::new);
+        }
+        let out = &mut self.open[from as usize];
+        let index = match out.iter().position(|l| l.to == to) {
+            Some(i) => i,
             None => {
                 // QUIC handshake (1-RTT with one-packet Initials) before the first stream data.
                 delay += 2 * one_way;
-                0
+                out.push(OutLink { to, horizon_us: 0 });
+                self.open_count += 1;
+                out.len() - 1
             }
         };
         if self.loss > 0.0 {
@@ -131,19 +153,78 @@ impl Links {
                 attempts += 1;
             }
         }
-        let arrival = (now_us + delay).max(horizon);
-        self.open.insert((from, to), arrival);
+        let link = &mut out[index];
+        let arrival = (now_us + delay).max(link.horizon_us);
+        link.horizon_us = arrival;
         arrival
     }
 
     /// Forgets the link in both directions (closed, failed or idle-reaped).
     pub(crate) fn close(&mut self, a: u32, b: u32) {
-        self.open.remove(&(a, b));
-        self.open.remove(&(b, a));
+        self.forget(a, b);
+        self.forget(b, a);
+    }
+
+    fn forget(&mut self, from: u32, to: u32) {
+        let Some(out) = self.open.get_mut(from as usize) else { return };
+        if let Some(i) = out.iter().position(|l| l.to == to) {
+            out.swap_remove(i);
+            self.open_count -= 1;
+            if out.is_empty() {
+                // A node whose links all closed (crashed, or left) holds no buffer.
+                *out = Vec::new();
+            }
+        }
+    }
+
+    /// Where `from`'s list of open directions is (a prefetch hint).
+    pub(crate) fn list(&self, from: u32) -> *const u8 {
+        self.open.as_ptr().wrapping_add(from as usize).cast()
+    }
+
+    /// Where `from`'s open directions live (a prefetch hint).
+    pub(crate) fn heap(&self, from: u32) -> Option<*const u8> {
+        self.open.get(from as usize).map(|out| out.as_ptr().cast())
     }
 
     /// Number of open link directions.
     pub(crate) fn open_count(&self) -> usize {
-        self.open.len()
+        self.open_count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_message_pays_the_handshake_then_order_is_kept_per_direction() {
+        let mut links = Links::new(Latency::Const(10_000), 0.0, 1);
+        let mut rng = Rng::from_seed(1);
+        // New link: handshake (2 one-way delays) + the message's own delay.
+        assert_eq!(links.schedule(0, 1, 2, &mut rng), 30_000);
+        assert_eq!(links.open_count(), 1);
+        // Open link: one delay, but never before the previous arrival on the same direction.
+        assert_eq!(links.schedule(1_000, 1, 2, &mut rng), 30_000);
+        assert_eq!(links.schedule(25_000, 1, 2, &mut rng), 35_000);
+        // The other direction is a link of its own.
+        assert_eq!(links.schedule(0, 2, 1, &mut rng), 30_000);
+        assert_eq!(links.open_count(), 2);
+    }
+
+    #[test]
+    fn close_forgets_both_directions_and_the_next_message_pays_again() {
+        let mut links = Links::new(Latency::Const(5_000), 0.0, 1);
+        let mut rng = Rng::from_seed(1);
+        links.schedule(0, 7, 3, &mut rng);
+        links.schedule(0, 3, 7, &mut rng);
+        links.schedule(0, 7, 4, &mut rng);
+        links.close(3, 7);
+        assert_eq!(links.open_count(), 1);
+        assert_eq!(links.schedule(100_000, 7, 3, &mut rng), 115_000);
+        assert_eq!(links.schedule(100_000, 7, 4, &mut rng), 105_000);
+        // Closing an unknown link or node is a no-op.
+        links.close(50, 60);
+        assert_eq!(links.open_count(), 2);
     }
 }

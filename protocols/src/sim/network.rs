@@ -6,9 +6,10 @@ use bytes::Bytes;
 
 use super::graph;
 use super::links::{FxMap, Latency, Links};
+use super::prefetch;
 use super::queue::{Entry, EventQueue};
 use super::tracker::Tracker;
-use crate::node::{self, Event, InEvent, Message, Node, OutEvent, SharedConfig, Timer};
+use crate::node::{self, Event, InEvent, Layer, Message, Node, OutEvent, SharedConfig, Timer};
 use crate::outbox::Outbox;
 use crate::plumtree::{self, MessageId, Tag};
 use crate::rng::Rng;
@@ -499,6 +500,7 @@ impl Network {
     /// Processes the next event. Returns false when the queue is empty.
     pub fn step(&mut self) -> bool {
         let Some(ev) = self.queue.pop() else { return false };
+        self.prefetch_ahead();
         debug_assert!(ev.at_us >= self.now_us, "time went backwards");
         self.now_us = ev.at_us;
         let action = if ev.slot & LOCAL_SLOT == 0 {
@@ -561,6 +563,79 @@ impl Network {
             }
         }
         true
+    }
+
+    /// Node an entry's event is handled by and the layer it goes to first, if its slot is
+    /// already readable.
+    fn entry_target(&self, slot: u32) -> Option<(NodeIndex, Layer)> {
+        if slot & LOCAL_SLOT == 0 {
+            let delivery = self.deliveries.slots.get(slot as usize)?.as_ref()?;
+            let layer = match delivery.message {
+                Message::Hyparview(_) => Layer::Hyparview,
+                Message::Plumtree(_) => Layer::Plumtree,
+                Message::Registry(_) => Layer::Registry,
+            };
+            Some((delivery.to, layer))
+        } else {
+            match self.locals.slots.get((slot & !LOCAL_SLOT) as usize)?.as_ref()? {
+                Local::Timer { node, timer } => {
+                    let layer = match timer {
+                        Timer::Hyparview(_) => Layer::Hyparview,
+                        Timer::Plumtree(_) => Layer::Plumtree,
+                        Timer::Registry(_) => Layer::Registry,
+                    };
+                    Some((*node, layer))
+                }
+                Local::LinkFailed { node, .. } | Local::Discover { node } => {
+                    Some((*node, Layer::Hyparview))
+                }
+            }
+        }
+    }
+
+    /// Prefetches, in three stages, what the next events will touch: their queued slots, then
+    /// their nodes' hot bytes, then the heap buffers those point to. At 100,000 nodes nearly
+    /// every event's first touch of its node missed every cache; the queue knows the next
+    /// events long before they run. Hints only: results are the same with or without them.
+    fn prefetch_ahead(&self) {
+        // Distances in events: far enough for DRAM latency (an event takes ≈ 1–2 µs), short
+        // enough to stay inside the current millisecond's events (tens at 100,000 nodes).
+        // 12/6/2 and 24/12/4 measured within noise of each other at 50,000 and 100,000 nodes.
+        const SLOT_AHEAD: usize = 16;
+        const NODE_AHEAD: usize = 8;
+        const HEAP_AHEAD: usize = 3;
+        if let Some(e) = self.queue.ahead(SLOT_AHEAD) {
+            if e.slot & LOCAL_SLOT == 0 {
+                let slot = self.deliveries.slots.as_ptr().wrapping_add(e.slot as usize);
+                prefetch::range(slot, size_of::<Option<Delivery>>());
+            } else {
+                let i = (e.slot & !LOCAL_SLOT) as usize;
+                prefetch::line(self.locals.slots.as_ptr().wrapping_add(i));
+            }
+        }
+        if let Some(e) = self.queue.ahead(NODE_AHEAD) {
+            if let Some((n, layer)) = self.entry_target(e.slot) {
+                // The node's bytes start the `Option` (niche layout); were it otherwise, the
+                // hints would only be wasted.
+                let node = self.nodes.as_ptr().wrapping_add(n as usize).cast::<u8>();
+                for (offset, len) in Node::<NodeIndex>::hot_ranges(layer) {
+                    prefetch::range(node.wrapping_add(offset), len);
+                }
+                prefetch::line(self.links.list(n));
+            }
+        }
+        if let Some(e) = self.queue.ahead(HEAP_AHEAD) {
+            if let Some((n, _)) = self.entry_target(e.slot) {
+                if let Some(node) = self.nodes[n as usize].as_ref() {
+                    for p in node.heap() {
+                        prefetch::line(p);
+                    }
+                }
+                if let Some(p) = self.links.heap(n) {
+                    prefetch::line(p);
+                }
+            }
+        }
     }
 
     /// Runs events up to and including virtual time `until_us`, then sets the clock to it.

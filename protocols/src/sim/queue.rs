@@ -68,6 +68,12 @@ impl EventQueue {
         self.current.last().copied()
     }
 
+    /// The entry that [`EventQueue::pop`] will return after `n` further pops, if it is already
+    /// sorted into the current millisecond (a hint for prefetching: never changes the order).
+    pub(crate) fn ahead(&self, n: usize) -> Option<&Entry> {
+        self.current.len().checked_sub(n + 1).map(|i| &self.current[i])
+    }
+
     /// Removes and returns the next entry.
     pub(crate) fn pop(&mut self) -> Option<Entry> {
         self.load_next()?;
@@ -149,6 +155,16 @@ mod tests {
             q.push(e);
             reference.push(Reverse(e));
             if rng.chance(0.5) {
+                if round % 64 == 0 {
+                    // `ahead(n)` is the entry `n` pops later, whenever it is already known.
+                    let mut sorted = reference.clone().into_sorted_vec();
+                    sorted.reverse();
+                    for n in 0..3 {
+                        if let Some(e) = q.ahead(n + 1) {
+                            assert_eq!(Some(e), sorted.get(n + 1).map(|Reverse(e)| e));
+                        }
+                    }
+                }
                 let got = q.pop();
                 let want = reference.pop().map(|Reverse(e)| e);
                 assert_eq!(got, want);
