@@ -30,6 +30,10 @@ enum Command {
     /// The server process of `transport` (started by it; not for direct use).
     #[command(hide = true)]
     TransportServer(transport::server::ServerArgs),
+    /// The in-memory idle-connection baseline, in a process of its own so that its RSS
+    /// growth is not hidden by a heap other phases already grew (started by `transport`).
+    #[command(hide = true)]
+    TransportBaselineIdle(transport::BaselineIdleArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +45,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::Transport(args) => transport::run(args),
         Command::TransportServer(args) => transport::server::run(args),
+        Command::TransportBaselineIdle(args) => transport::run_baseline_idle(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

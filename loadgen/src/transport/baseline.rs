@@ -8,6 +8,9 @@
 //! - messages: `size`-byte `stream_send` calls on one stream, read on the other side;
 //!   messages = bytes read / size.
 //! - bulk: the same with large writes; Gbit/s = bits read / time.
+//! - idle connections: `count` handshakes whose server side is kept (client side dropped);
+//!   bytes per idle connection = this process's RSS growth / count, the same measure as the
+//!   server's figure: what quiche and BoringSSL alone keep per established connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -124,6 +127,36 @@ pub(crate) fn handshakes_per_s(duration: Duration) -> anyhow::Result<f64> {
         done += 1;
     }
     Ok(done as f64 / start.elapsed().as_secs_f64())
+}
+
+/// RSS growth of this process per idle server-side connection, over `count` connections.
+pub(crate) fn idle_bytes_per_connection(count: usize) -> anyhow::Result<f64> {
+    let mut baseline = Baseline::new()?;
+    // One handshake first, so that one-time allocations (BoringSSL's tables, the configs'
+    // session state) are not counted per connection.
+    drop(baseline.handshake()?);
+    let mut held: Vec<quiche::Connection> = Vec::with_capacity(count);
+    // The vector's pages become resident as connections are written into it: each
+    // connection's inline struct is counted, as shoal's boxed one is.
+    let before = crate::rss::rss_bytes().context("this platform does not report RSS")?;
+    let mut packet = vec![0; baseline.packet.len()];
+    for _ in 0..count {
+        let (mut client, mut server) = baseline.handshake()?;
+        // The last ACKs and HANDSHAKE_DONE, so the server side is as settled as shoal's idle
+        // connections are when they are measured.
+        for _ in 0..4 {
+            pump(&mut server, &mut client, SERVER, CLIENT, &mut packet);
+            pump(&mut client, &mut server, CLIENT, SERVER, &mut packet);
+        }
+        drop(client);
+        held.push(server);
+    }
+    let after = crate::rss::rss_bytes().context("this platform does not report RSS")?;
+    let idle = held.iter().filter(|c| c.is_established() && !c.is_closed()).count();
+    if idle != count {
+        bail!("only {idle} of {count} in-memory connections stayed established");
+    }
+    Ok(after.saturating_sub(before) as f64 / count as f64)
 }
 
 /// Payload bytes per second through one stream with `size`-byte writes, for `duration`.

@@ -68,7 +68,9 @@ Placement: pinned by default: server shard i on CPU i, the client on the remaini
 (all CPUs if none remain); --no-pin lets the kernel place both. cpu_s is client + server CPU
 time over the timed window; peak_rss_bytes is the server's. --baseline also measures the
 same work on two bare quiche connections in memory, in this thread (no sockets, no shoal
-layers): ratio_to_baseline = the workload's main figure / its baseline (rtt: none).
+layers): ratio_to_baseline = the workload's main figure / its baseline (rtt: none); for
+handshake with idle connections, baseline_bytes_per_idle_connection is this process's RSS
+growth per bare quiche server connection kept established (its client side dropped).
 
 Server control channel: the child's stdin/stdout, one line each way (see the source,
 loadgen/src/transport/server.rs).";
@@ -356,6 +358,40 @@ fn handshake_rounds(
     Ok((authenticated, tls_only, peak_rss))
 }
 
+/// Options of the hidden `transport-baseline-idle` subcommand (set by `transport`).
+#[derive(clap::Args, Debug)]
+pub(crate) struct BaselineIdleArgs {
+    /// Bare quiche connections to establish and hold.
+    #[arg(long)]
+    count: usize,
+}
+
+/// Body of `transport-baseline-idle`: prints the RSS growth per connection on stdout.
+pub(crate) fn run_baseline_idle(args: &BaselineIdleArgs) -> anyhow::Result<()> {
+    if args.count == 0 {
+        bail!("--count must be at least 1");
+    }
+    println!("{}", baseline::idle_bytes_per_connection(args.count)?);
+    Ok(())
+}
+
+/// Runs [`baseline::idle_bytes_per_connection`] in a fresh child process: in this one, the
+/// heap that earlier phases grew and freed would absorb the connections without any RSS
+/// growth (measured: 0–172 B per connection in-process, against the figure below).
+fn baseline_idle_in_child(count: usize) -> anyhow::Result<f64> {
+    let exe = std::env::current_exe().context("cannot find this executable to re-run it")?;
+    let output = std::process::Command::new(exe)
+        .args(["transport-baseline-idle", "--count", &count.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cannot start the idle-connection baseline process")?;
+    if !output.status.success() {
+        bail!("the idle-connection baseline process failed ({})", output.status);
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.trim().parse().with_context(|| format!("unexpected baseline output {:?}", text.trim()))
+}
+
 fn run_baseline(plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
     let duration = plan.duration;
     match plan.workload {
@@ -363,6 +399,10 @@ fn run_baseline(plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
             let base = baseline::handshakes_per_s(duration)?;
             report.baseline_handshakes_per_s = Some(base);
             report.ratio_to_baseline = report.handshakes_per_s.map(|v| v / base);
+            if plan.idle_connections > 0 {
+                report.baseline_bytes_per_idle_connection =
+                    Some(baseline_idle_in_child(plan.idle_connections)?);
+            }
         }
         Workload::Messages => {
             let base = baseline::stream_bytes_per_s(plan.size, duration)? / plan.size as f64;

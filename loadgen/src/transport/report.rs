@@ -36,6 +36,8 @@ pub(crate) struct Report {
     pub(crate) baseline_handshakes_per_s: Option<f64>,
     pub(crate) baseline_msgs_per_s: Option<f64>,
     pub(crate) baseline_gbit_per_s: Option<f64>,
+    /// RSS growth per bare quiche server connection kept established, in memory.
+    pub(crate) baseline_bytes_per_idle_connection: Option<f64>,
     pub(crate) ratio_to_baseline: Option<f64>,
     // Extras.
     /// Server shards pinned to CPUs 0..K, the client to the other CPUs.
@@ -159,6 +161,11 @@ impl Report {
         );
         figure("baseline messages/s", self.baseline_msgs_per_s.map(|v| format!("{v:.0}")), "");
         figure("baseline Gbit/s", self.baseline_gbit_per_s.map(|v| format!("{v:.3}")), "");
+        figure(
+            "baseline bytes/idle connection",
+            self.baseline_bytes_per_idle_connection.map(|v| format!("{v:.0}")),
+            "",
+        );
         figure("ratio to baseline", self.ratio_to_baseline.map(|v| format!("{v:.3}")), "");
         let width = rows.iter().map(|(name, _, _)| name.len()).max().unwrap_or(0);
         let value_width = rows.iter().map(|(_, value, _)| value.len()).max().unwrap_or(0);
