@@ -84,9 +84,9 @@ enum Internal<P: PeerId> {
 /// The layer an input is for (a prefetch hint for the simulator).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Layer {
-    Hyparview,
-    Plumtree,
-    Registry,
+    Hyparview = 0,
+    Plumtree = 1,
+    Registry = 2,
 }
 
 impl<P: PeerId> Node<P> {

@@ -96,6 +96,60 @@ impl<P: PeerId> PassiveView<P> {
         [self.peers.as_ptr().cast(), self.records.as_ptr().cast()]
     }
 
+    /// [`PassiveView::insert`] of each of `peers` in turn, with exactly its result and random
+    /// draws. Which entries are listed in `prefer_evict` is worked out once, as one bit per
+    /// position, instead of by a rescan of both lists for every eviction (that rescan was most
+    /// of a shuffle's cost in simulation). Views larger than 64 entries take the plain path.
+    pub(crate) fn insert_all(
+        &mut self,
+        peers: impl IntoIterator<Item = P>,
+        now_ms: u64,
+        prefer_evict: &[P],
+        rng: &mut Rng,
+    ) {
+        if self.len_max > 64 || prefer_evict.is_empty() {
+            for peer in peers {
+                self.insert(peer, now_ms, prefer_evict, rng);
+            }
+            return;
+        }
+        // Bit i: `peers[i]` is listed in `prefer_evict`.
+        let mut preferred: u64 = 0;
+        for (i, p) in self.peers.iter().enumerate() {
+            if prefer_evict.contains(p) {
+                preferred |= 1 << i;
+            }
+        }
+        for peer in peers {
+            if let Some(i) = self.position(&peer) {
+                self.records[i].refreshed_ms = now_ms;
+                continue;
+            }
+            if self.peers.len() >= self.len_max {
+                // `insert` evicts the first listed entry in view order, else a random one.
+                let victim = if preferred != 0 {
+                    preferred.trailing_zeros() as usize
+                } else {
+                    rng.index(self.peers.len())
+                };
+                // `swap_remove` moves the last entry into the victim's place: so does its bit.
+                let last = self.peers.len() - 1;
+                let last_bit = (preferred >> last) & 1;
+                preferred &= !(1 << victim) & !(1 << last);
+                if victim != last {
+                    preferred |= last_bit << victim;
+                }
+                self.swap_remove(victim);
+            }
+            if prefer_evict.contains(&peer) {
+                preferred |= 1 << self.peers.len();
+            }
+            self.peers.push(peer);
+            self.records.push(Record { fail_count: 0, backoff_until_ms: 0, refreshed_ms: now_ms });
+            debug_assert!(self.peers.len() <= self.len_max);
+        }
+    }
+
     pub(crate) fn remove(&mut self, peer: &P) -> Option<PassiveEntry<P>> {
         self.position(peer).map(|i| self.swap_remove(i))
     }
@@ -176,4 +230,57 @@ fn entry<P: Clone>(peer: &P, r: &Record) -> PassiveEntry<P> {
 pub(crate) fn backoff_ms(fail_count: u8, base_ms: u64, max_ms: u64) -> u64 {
     let factor = 1u64.checked_shl(u32::from(fail_count)).unwrap_or(u64::MAX);
     base_ms.saturating_mul(factor).min(max_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::{any, prop, prop_assert_eq, proptest};
+
+    use super::*;
+
+    fn view(len_max: usize, initial: &[u32]) -> PassiveView<u32> {
+        let mut view = PassiveView::new(len_max);
+        let mut rng = Rng::from_seed(0);
+        for (t, peer) in initial.iter().enumerate() {
+            view.insert(*peer, t as u64, &[], &mut rng);
+        }
+        view
+    }
+
+    proptest! {
+        /// The batched insert is the sequential one: same entries, same order, same records,
+        /// same random draws (so a replayed simulation cannot tell them apart).
+        #[test]
+        fn insert_all_equals_inserting_one_by_one(
+            len_max in prop::sample::select(vec![3usize, 8, 30, 64, 65]),
+            initial in prop::collection::vec(0u32..120, 0..80),
+            incoming in prop::collection::vec(0u32..120, 0..16),
+            prefer_evict in prop::collection::vec(0u32..120, 0..12),
+            seed in any::<u64>(),
+        ) {
+            let mut batched = view(len_max, &initial);
+            let mut sequential = batched.clone();
+            let (mut rng_b, mut rng_s) = (Rng::from_seed(seed), Rng::from_seed(seed));
+            batched.insert_all(incoming.iter().copied(), 1_000, &prefer_evict, &mut rng_b);
+            for peer in &incoming {
+                sequential.insert(*peer, 1_000, &prefer_evict, &mut rng_s);
+            }
+            prop_assert_eq!(batched.entries(), sequential.entries());
+            prop_assert_eq!(rng_b.next_u64(), rng_s.next_u64());
+        }
+    }
+
+    #[test]
+    fn a_full_view_evicts_the_first_listed_entry_then_random_ones() {
+        let mut v = view(4, &[10, 11, 12, 13]);
+        let mut rng = Rng::from_seed(1);
+        // 12 then 10 are listed: 10 comes first in view order, then 12 (moved by swap_remove).
+        v.insert_all([20, 21], 5, &[12, 10], &mut rng);
+        let peers: Vec<u32> = v.entries().iter().map(|e| e.peer).collect();
+        assert_eq!(peers, vec![13, 11, 20, 21]);
+        // Nothing listed is left: the next eviction is random, and the view stays full.
+        v.insert_all([22], 6, &[12, 10], &mut rng);
+        assert_eq!(v.len(), 4);
+        assert!(v.contains(&22));
+    }
 }

@@ -554,12 +554,9 @@ impl<P: PeerId> State<P> {
     }
 
     fn integrate(&mut self, now_ms: u64, peers: Vec<P>, prefer_evict: &[P]) {
-        for peer in peers {
-            if peer == self.me || self.active.contains(&peer) {
-                continue;
-            }
-            self.passive.insert(peer, now_ms, prefer_evict, &mut self.rng);
-        }
+        let Self { me, active, passive, rng, .. } = self;
+        let new = peers.into_iter().filter(|peer| peer != me && !active.contains(peer));
+        passive.insert_all(new, now_ms, prefer_evict, rng);
     }
 
     fn on_peer_failed(&mut self, now_ms: u64, peer: P, out: &mut Outbox<OutEvent<P>>) {

@@ -160,8 +160,11 @@ pub struct Network {
     outbox: Outbox<OutEvent<NodeIndex>>,
     /// Broadcast bookkeeping (reliability, RMR, LDH, latency).
     pub tracker: Tracker,
-    /// Message counters.
-    pub counts: MessageCounts,
+    /// Message counters but `by_kind` (see [`Network::counts`]).
+    counts: MessageCounts,
+    /// Messages by kind while running: a short list found by the kind's address (a
+    /// `BTreeMap` of names cost a string comparison per level for every message).
+    kinds: Vec<(&'static str, u64)>,
     /// Registry events seen: (node, event).
     pub registry_events: Vec<(NodeIndex, crate::registry::Event<NodeIndex>)>,
     /// Whether to record registry events (off for scenarios that do not need them).
@@ -196,11 +199,22 @@ impl Network {
             outbox: Outbox::new(Node::<NodeIndex>::outputs_per_call_max(&options.node)),
             tracker: Tracker::default(),
             counts: MessageCounts::default(),
+            kinds: Vec::new(),
             registry_events: Vec::new(),
             record_registry_events: false,
             stats_discoveries: 0,
             options,
         }
+    }
+
+    /// Message counters over the whole run.
+    pub fn counts(&self) -> MessageCounts {
+        let mut counts = self.counts.clone();
+        for (kind, n) in &self.kinds {
+            // One name may sit at two addresses (one per codegen unit): added up here.
+            *counts.by_kind.entry(kind).or_insert(0) += n;
+        }
+        counts
     }
 
     /// The options in force.
@@ -422,6 +436,7 @@ impl Network {
             self.activity += 1;
         }
         self.seq += 1;
+        let hint = prefetch_hint(&action);
         let slot = match action {
             Action::Deliver { from, to, message } => {
                 self.deliveries.insert(Delivery { from, to, message })
@@ -434,7 +449,7 @@ impl Network {
             }
             Action::Discover { node } => LOCAL_SLOT | self.locals.insert(Local::Discover { node }),
         };
-        self.queue.push(Entry { at_us, seq: self.seq, slot });
+        self.queue.push(Entry { at_us, seq: self.seq, slot, hint });
     }
 
     fn schedule_failure(&mut self, node: NodeIndex, peer: NodeIndex) {
@@ -477,7 +492,11 @@ impl Network {
 
     fn send(&mut self, from: NodeIndex, to: NodeIndex, message: Message<NodeIndex>) {
         self.counts.total += 1;
-        *self.counts.by_kind.entry(message.kind()).or_insert(0) += 1;
+        let kind = message.kind();
+        match self.kinds.iter_mut().find(|(k, _)| std::ptr::eq(*k, kind)) {
+            Some((_, n)) => *n += 1,
+            None => self.kinds.push((kind, 1)),
+        }
         match &message {
             Message::Hyparview(_) => self.counts.hyparview += 1,
             Message::Plumtree(plumtree::Message::Gossip(_)) => self.counts.gossip += 1,
@@ -565,46 +584,17 @@ impl Network {
         true
     }
 
-    /// Node an entry's event is handled by and the layer it goes to first, if its slot is
-    /// already readable.
-    fn entry_target(&self, slot: u32) -> Option<(NodeIndex, Layer)> {
-        if slot & LOCAL_SLOT == 0 {
-            let delivery = self.deliveries.slots.get(slot as usize)?.as_ref()?;
-            let layer = match delivery.message {
-                Message::Hyparview(_) => Layer::Hyparview,
-                Message::Plumtree(_) => Layer::Plumtree,
-                Message::Registry(_) => Layer::Registry,
-            };
-            Some((delivery.to, layer))
-        } else {
-            match self.locals.slots.get((slot & !LOCAL_SLOT) as usize)?.as_ref()? {
-                Local::Timer { node, timer } => {
-                    let layer = match timer {
-                        Timer::Hyparview(_) => Layer::Hyparview,
-                        Timer::Plumtree(_) => Layer::Plumtree,
-                        Timer::Registry(_) => Layer::Registry,
-                    };
-                    Some((*node, layer))
-                }
-                Local::LinkFailed { node, .. } | Local::Discover { node } => {
-                    Some((*node, Layer::Hyparview))
-                }
-            }
-        }
-    }
-
-    /// Prefetches, in three stages, what the next events will touch: their queued slots, then
-    /// their nodes' hot bytes, then the heap buffers those point to. At 100,000 nodes nearly
-    /// every event's first touch of its node missed every cache; the queue knows the next
-    /// events long before they run. Hints only: results are the same with or without them.
+    /// Prefetches, in two stages, what the next events will touch: their queued slots and
+    /// their nodes' hot bytes (known from the queue entry alone), then the heap buffers those
+    /// nodes point to. At 100,000 nodes nearly every event's first touch of its node missed
+    /// every cache, and the queue knows the next events long before they run. Hints only:
+    /// results are the same with or without them.
     fn prefetch_ahead(&self) {
         // Distances in events: far enough for DRAM latency (an event takes ≈ 1–2 µs), short
         // enough to stay inside the current millisecond's events (tens at 100,000 nodes).
-        // 12/6/2 and 24/12/4 measured within noise of each other at 50,000 and 100,000 nodes.
-        const SLOT_AHEAD: usize = 16;
         const NODE_AHEAD: usize = 8;
         const HEAP_AHEAD: usize = 3;
-        if let Some(e) = self.queue.ahead(SLOT_AHEAD) {
+        if let Some(e) = self.queue.ahead(NODE_AHEAD) {
             if e.slot & LOCAL_SLOT == 0 {
                 let slot = self.deliveries.slots.as_ptr().wrapping_add(e.slot as usize);
                 prefetch::range(slot, size_of::<Option<Delivery>>());
@@ -612,28 +602,24 @@ impl Network {
                 let i = (e.slot & !LOCAL_SLOT) as usize;
                 prefetch::line(self.locals.slots.as_ptr().wrapping_add(i));
             }
-        }
-        if let Some(e) = self.queue.ahead(NODE_AHEAD) {
-            if let Some((n, layer)) = self.entry_target(e.slot) {
-                // The node's bytes start the `Option` (niche layout); were it otherwise, the
-                // hints would only be wasted.
-                let node = self.nodes.as_ptr().wrapping_add(n as usize).cast::<u8>();
-                for (offset, len) in Node::<NodeIndex>::hot_ranges(layer) {
-                    prefetch::range(node.wrapping_add(offset), len);
-                }
-                prefetch::line(self.links.list(n));
+            let (n, layer) = decode_hint(e.hint);
+            // The node's bytes start the `Option` (niche layout); were it otherwise, the hints
+            // would only be wasted.
+            let node = self.nodes.as_ptr().wrapping_add(n as usize).cast::<u8>();
+            for (offset, len) in Node::<NodeIndex>::hot_ranges(layer) {
+                prefetch::range(node.wrapping_add(offset), len);
             }
+            prefetch::line(self.links.list(n));
         }
         if let Some(e) = self.queue.ahead(HEAP_AHEAD) {
-            if let Some((n, _)) = self.entry_target(e.slot) {
-                if let Some(node) = self.nodes[n as usize].as_ref() {
-                    for p in node.heap() {
-                        prefetch::line(p);
-                    }
-                }
-                if let Some(p) = self.links.heap(n) {
+            let (n, _) = decode_hint(e.hint);
+            if let Some(node) = self.nodes.get(n as usize).and_then(Option::as_ref) {
+                for p in node.heap() {
                     prefetch::line(p);
                 }
+            }
+            if let Some(p) = self.links.heap(n) {
+                prefetch::line(p);
             }
         }
     }
@@ -713,6 +699,44 @@ impl Network {
         }
         map
     }
+}
+
+/// Bits of [`Entry::hint`] that hold the layer (the rest is the node index).
+const HINT_LAYER_SHIFT: u32 = 30;
+
+/// The node an action is handled by and the layer it reaches first, packed for
+/// [`Entry::hint`] (node indices stay below 2^30: the simulator's nodes are far fewer).
+fn prefetch_hint(action: &Action) -> u32 {
+    let (node, layer) = match action {
+        Action::Deliver { to, message, .. } => (
+            *to,
+            match message {
+                Message::Hyparview(_) => Layer::Hyparview,
+                Message::Plumtree(_) => Layer::Plumtree,
+                Message::Registry(_) => Layer::Registry,
+            },
+        ),
+        Action::Timer { node, timer } => (
+            *node,
+            match timer {
+                Timer::Hyparview(_) => Layer::Hyparview,
+                Timer::Plumtree(_) => Layer::Plumtree,
+                Timer::Registry(_) => Layer::Registry,
+            },
+        ),
+        Action::LinkFailed { node, .. } | Action::Discover { node } => (*node, Layer::Hyparview),
+    };
+    debug_assert!(node < 1 << HINT_LAYER_SHIFT);
+    node | (layer as u32) << HINT_LAYER_SHIFT
+}
+
+fn decode_hint(hint: u32) -> (NodeIndex, Layer) {
+    let layer = match hint >> HINT_LAYER_SHIFT {
+        0 => Layer::Hyparview,
+        1 => Layer::Plumtree,
+        _ => Layer::Registry,
+    };
+    (hint & ((1 << HINT_LAYER_SHIFT) - 1), layer)
 }
 
 /// Whether an event keeps the network from being quiescent: broadcast traffic and its

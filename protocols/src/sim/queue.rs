@@ -14,12 +14,15 @@ const BUCKET_US: u64 = 1_000;
 /// Buckets in the ring: 2^16 ms ≈ 65 s of horizon; later events wait in an overflow heap.
 const BUCKET_COUNT: u64 = 1 << 16;
 
-/// One queued event: its time, its tie-breaking sequence number and a payload slot.
+/// One queued event: its time, its tie-breaking sequence number, a payload slot and a hint
+/// of what the event will touch (the driver's, for prefetching; `seq` is unique, so neither
+/// `slot` nor `hint` ever decides the order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Entry {
     pub(crate) at_us: u64,
     pub(crate) seq: u64,
     pub(crate) slot: u32,
+    pub(crate) hint: u32,
 }
 
 /// Calendar queue. Invariant: every entry in `buckets` belongs to a millisecond after
@@ -151,7 +154,7 @@ mod tests {
                 3 => 70_000_000 + rng.below(200_000_000),
                 _ => 10_000,
             };
-            let e = Entry { at_us: now + delay, seq, slot: round as u32 };
+            let e = Entry { at_us: now + delay, seq, slot: round as u32, hint: 0 };
             q.push(e);
             reference.push(Reverse(e));
             if rng.chance(0.5) {

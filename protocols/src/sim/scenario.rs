@@ -201,8 +201,9 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(Progress)) -> Report {
     }
     let overlay = overlay_stats(&mut net, options);
     report.set_overlay(&overlay);
-    report.messages_total = net.counts.total;
-    report.messages_by_kind = net.counts.by_kind.iter().map(|(k, v)| (*k, *v)).collect();
+    let counts = net.counts();
+    report.messages_total = counts.total;
+    report.messages_by_kind = counts.by_kind.iter().map(|(k, v)| (*k, *v)).collect();
     report
 }
 
