@@ -49,6 +49,26 @@ fn messages_both_ways_in_order_and_steady_traffic_stays_on_the_owning_shard() {
 }
 
 #[test]
+fn shards_that_spin_before_parking_exchange_messages_and_stop() {
+    // The latency setting (glommio's spin_before_park) on one side only: the shard spins
+    // after each burst instead of parking, and must still serve traffic and shut down.
+    let mut spinning = config("spin@loop", 1);
+    spinning.spin_before_park_us = 200;
+    let mut a = Node::start(spinning);
+    let mut b = Node::start(config("park@loop", 1));
+    for round in 0..3u32 {
+        a.send(&b, Lane::Data(1), &round.to_be_bytes());
+        b.wait("a's message", |seen| messages(seen).len() == round as usize + 1);
+        b.send(&a, Lane::Data(1), &round.to_be_bytes());
+        a.wait("b's reply", |seen| messages(seen).len() == round as usize + 1);
+    }
+    drop(a);
+    b.wait("a's link down at its shutdown", |seen| {
+        count(seen, |event| matches!(event, Event::LinkDown { .. })) == 1
+    });
+}
+
+#[test]
 fn oversized_messages_are_refused_and_counted() {
     let mut small = config("small@loop", 1);
     small.endpoint.frame_bytes_max = 1024;

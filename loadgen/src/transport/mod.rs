@@ -21,8 +21,20 @@ use server::ServerProcess;
 
 /// Name of the server node.
 const SERVER_NAME: &str = "lg-server@loop";
-/// First payload byte of a ping (the server echoes these).
+/// First payload byte of a ping (the server echoes these). A ping is `PING`, its sequence
+/// number (u64 BE) and the client's send time; the server's echo adds the time it handled it
+/// (both [`wall_ns`]), which splits the round trip into its two directions.
 const PING: u8 = 0x50;
+/// Bytes of a ping as sent; the echo has 8 more.
+const PING_BYTES: usize = 17;
+
+/// Wall-clock time in ns since the Unix epoch: the one clock both processes read alike
+/// (an NTP slew over a run's seconds is far below the microseconds measured).
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
 /// First payload byte of every other message.
 const DATA: u8 = 0x44;
 /// Largest payload: the transport's default `frame_bytes_max` (1 MiB) less the kind byte.
@@ -111,6 +123,10 @@ pub(crate) struct TransportArgs {
     /// Let the kernel place server and client threads (default: pinned, see --help).
     #[arg(long)]
     no_pin: bool,
+    /// The transport's `spin_before_park_us` for the server's shards and the client's shard
+    /// (default 0: park at once, the transport's default).
+    #[arg(long, default_value_t = 0)]
+    spin_before_park_us: u64,
 }
 
 /// The workloads.
@@ -155,6 +171,7 @@ pub(crate) struct Plan {
     pub(crate) rate: Option<f64>,
     pub(crate) lanes: usize,
     pub(crate) pin: bool,
+    pub(crate) spin_before_park_us: u64,
     pub(crate) baseline: bool,
 }
 
@@ -184,9 +201,9 @@ impl Plan {
             (Workload::Handshake, None) => 0,
             (Workload::Bulk, None) => 65_536,
             (_, None) => 64,
-            // A ping is 9 bytes (kind + sequence); data messages carry their kind byte too.
-            (Workload::Rtt, Some(s)) if !(9..=SIZE_MAX).contains(&s) => {
-                bail!("--size must be 9..={SIZE_MAX} for rtt (got {s})")
+            // Background messages are at least as long as a ping (kind, sequence, send time).
+            (Workload::Rtt, Some(s)) if !(PING_BYTES..=SIZE_MAX).contains(&s) => {
+                bail!("--size must be {PING_BYTES}..={SIZE_MAX} for rtt (got {s})")
             }
             (_, Some(s)) if !(1..=SIZE_MAX).contains(&s) => {
                 bail!("--size must be 1..={SIZE_MAX} (got {s})")
@@ -208,6 +225,9 @@ impl Plan {
             (Workload::Rtt, Some(r)) => bail!("--rate must be a positive number (got {r})"),
             (_, Some(_)) => bail!("--rate applies to rtt only"),
         };
+        if args.spin_before_park_us > 10_000 {
+            bail!("--spin-before-park-us must be 0..=10000 (got {})", args.spin_before_park_us);
+        }
         if !(1..=4).contains(&args.lanes) {
             bail!("--lanes must be 1..=4 (the transport's data lanes; got {})", args.lanes);
         }
@@ -223,6 +243,7 @@ impl Plan {
             idle_connections,
             rate,
             lanes: args.lanes,
+            spin_before_park_us: args.spin_before_park_us,
             pin: !args.no_pin,
             baseline: args.baseline,
         })
@@ -271,7 +292,7 @@ pub(crate) fn measure(plan: &Plan) -> anyhow::Result<Report> {
         ..Report::default()
     };
     let echo = plan.workload == Workload::Rtt;
-    let mut server = ServerProcess::spawn(plan.shards, plan.pin, echo)?;
+    let mut server = ServerProcess::spawn(plan, echo)?;
     report.gso = server.gso;
     if plan.pin {
         // After the spawn: the server must not inherit the client's mask.
@@ -307,8 +328,7 @@ pub(crate) fn measure(plan: &Plan) -> anyhow::Result<Report> {
         }
     }
     if plan.workload == Workload::Handshake && plan.idle_connections > 0 {
-        let mut fresh =
-            ServerProcess::spawn(plan.shards, plan.pin, false).context("idle-connection phase")?;
+        let mut fresh = ServerProcess::spawn(plan, false).context("idle-connection phase")?;
         let per_connection =
             handshake::idle_bytes_per_connection(&mut fresh, plan.idle_connections)
                 .context("idle-connection phase")?;
@@ -341,7 +361,7 @@ fn handshake_rounds(
             let what = if auth { "authenticated" } else { "TLS-only" };
             let mut server = match first.take() {
                 Some(server) => server,
-                None => ServerProcess::spawn_with(plan.shards, plan.pin, false, auth)
+                None => ServerProcess::spawn_with(plan, false, auth)
                     .with_context(|| format!("{what} round {round}"))?,
             };
             let figures = handshake::run_loops(plan, share, &mut server, auth)

@@ -58,6 +58,12 @@ pub(crate) struct Report {
     pub(crate) rtt_load_achieved_msgs_per_s: Option<f64>,
     pub(crate) rtt_samples: Option<u64>,
     pub(crate) rtt_max_us: Option<f64>,
+    /// The round trips split where the server's handler saw the ping (wall clock of both
+    /// processes): client → server handler and back, p50 and p99.
+    pub(crate) rtt_forward_p50_us: Option<f64>,
+    pub(crate) rtt_forward_p99_us: Option<f64>,
+    pub(crate) rtt_back_p50_us: Option<f64>,
+    pub(crate) rtt_back_p99_us: Option<f64>,
     /// The client connection's packets sent and declared lost by QUIC (whole run).
     pub(crate) sent_packets: Option<u64>,
     pub(crate) lost_packets: Option<u64>,

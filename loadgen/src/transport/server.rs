@@ -28,7 +28,7 @@ use shoal_transport::config::TransportConfig;
 use shoal_transport::endpoint::Event;
 use shoal_transport::shard::{HandlerFactory, ShardContext, ShardHandler, Transport};
 
-use super::{PING, SERVER_NAME};
+use super::{wall_ns, Plan, PING, PING_BYTES, SERVER_NAME};
 
 /// Options of the hidden `transport-server` subcommand (set by the client, not by people).
 #[derive(Args, Debug)]
@@ -46,6 +46,9 @@ pub(crate) struct ServerArgs {
     /// for the handshake workload's `tls_only_handshakes_per_s`.
     #[arg(long)]
     no_auth: bool,
+    /// The transport's `spin_before_park_us`.
+    #[arg(long, default_value_t = 0)]
+    spin_before_park_us: u64,
 }
 
 /// What the server reports on request and at exit.
@@ -94,10 +97,13 @@ impl ShardHandler for Handler {
             Event::Message { peer, lane, payload } => {
                 self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
                 self.counters.payload_bytes_in.fetch_add(payload.len() as u64, Ordering::Relaxed);
-                if self.echo && payload.first() == Some(&PING) {
+                if self.echo && payload.len() == PING_BYTES && payload[0] == PING {
                     if let Some(&addr) = self.peers.get(&peer) {
+                        let mut echo = [0u8; PING_BYTES + 8];
+                        echo[..PING_BYTES].copy_from_slice(&payload);
+                        echo[PING_BYTES..].copy_from_slice(&wall_ns().to_be_bytes());
                         // A refused echo (full queue) is a lost sample, seen by the client.
-                        let _ = ctx.send(&peer, addr, lane, &payload);
+                        let _ = ctx.send(&peer, addr, lane, &echo);
                     }
                 }
             }
@@ -112,6 +118,7 @@ pub(crate) fn run(args: ServerArgs) -> anyhow::Result<()> {
     let mut config = TransportConfig::new(name, SocketAddr::from(([127, 0, 0, 1], 0)));
     config.shards = args.shards;
     config.pin_shards = args.pin;
+    config.spin_before_park_us = args.spin_before_park_us;
     config.quic_cert_dir = None;
     // An identity and pins in memory: every run starts as a first contact (TOFU pins).
     config.auth.auth_key_dir = None;
@@ -178,22 +185,18 @@ struct Hello {
 }
 
 impl ServerProcess {
-    /// Starts `shoal-loadgen transport-server` and waits for its address.
-    pub(crate) fn spawn(shards: usize, pin: bool, echo: bool) -> anyhow::Result<Self> {
-        Self::spawn_with(shards, pin, echo, true)
+    /// Starts `shoal-loadgen transport-server` for `plan` and waits for its address.
+    pub(crate) fn spawn(plan: &Plan, echo: bool) -> anyhow::Result<Self> {
+        Self::spawn_with(plan, echo, true)
     }
 
     /// [`Self::spawn`] with authentication on or off.
-    pub(crate) fn spawn_with(
-        shards: usize,
-        pin: bool,
-        echo: bool,
-        auth: bool,
-    ) -> anyhow::Result<Self> {
+    pub(crate) fn spawn_with(plan: &Plan, echo: bool, auth: bool) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find the load generator's own binary")?;
         let mut command = Command::new(exe);
-        command.arg("transport-server").arg("--shards").arg(shards.to_string());
-        if pin {
+        command.arg("transport-server").arg("--shards").arg(plan.shards.to_string());
+        command.arg("--spin-before-park-us").arg(plan.spin_before_park_us.to_string());
+        if plan.pin {
             command.arg("--pin");
         }
         if echo {

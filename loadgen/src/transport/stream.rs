@@ -18,7 +18,7 @@ use shoal_transport::shard::{
 };
 
 use super::server::{ServerProcess, ServerStats};
-use super::{Plan, Workload, DATA, PING, SERVER_NAME};
+use super::{wall_ns, Plan, Workload, DATA, PING, PING_BYTES, SERVER_NAME};
 
 /// Lane of the pings: a stream of its own, so a ping never queues behind background messages
 /// in one stream (it still shares the connection, its congestion window and both shards).
@@ -50,6 +50,10 @@ struct Shared {
     failure: Mutex<Option<String>>,
     /// RTT samples in nanoseconds (touched by the shard thread only while pinging).
     rtt: Mutex<Histogram<u64>>,
+    /// The same round trips split at the server's handler: client → server handler, and
+    /// server handler → client (ns, from the wall clock both processes share).
+    forward: Mutex<Histogram<u64>>,
+    back: Mutex<Histogram<u64>>,
 }
 
 struct Driver {
@@ -85,9 +89,10 @@ impl Driver {
 
     fn send_ping(&mut self, ctx: &mut ShardContext<'_>) {
         let seq = self.next_seq;
-        let mut ping = [0u8; 9];
+        let mut ping = [0u8; PING_BYTES];
         ping[0] = PING;
-        ping[1..].copy_from_slice(&seq.to_be_bytes());
+        ping[1..9].copy_from_slice(&seq.to_be_bytes());
+        ping[9..].copy_from_slice(&wall_ns().to_be_bytes());
         match ctx.send(&self.server, self.addr, Lane::Data(PING_LANE), &ping) {
             Ok(()) => {
                 self.next_seq += 1;
@@ -118,15 +123,23 @@ impl ShardHandler for Driver {
                 }
                 self.shared.link_up.store(false, Ordering::Release);
             }
-            Event::Message { payload, .. } if payload.len() == 9 && payload[0] == PING => {
+            Event::Message { payload, .. }
+                if payload.len() == PING_BYTES + 8 && payload[0] == PING =>
+            {
                 let now = Instant::now();
-                let seq = u64::from_be_bytes(payload[1..9].try_into().expect("9-byte ping"));
+                let now_wall = wall_ns();
+                // Invariant: the guard above fixed the length, so the fields are all there.
+                let field = |at: usize| {
+                    u64::from_be_bytes(payload[at..at + 8].try_into().expect("length checked"))
+                };
+                let (seq, sent_wall, served_wall) = (field(1), field(9), field(PING_BYTES));
                 if let Some((expected, sent_at)) = self.in_flight {
                     if seq == expected {
                         self.in_flight = None;
                         let nanos = u64::try_from((now - sent_at).as_nanos()).unwrap_or(u64::MAX);
-                        let mut rtt = self.shared.rtt.lock().unwrap_or_else(|e| e.into_inner());
-                        rtt.saturating_record(nanos);
+                        record(&self.shared.rtt, nanos);
+                        record(&self.shared.forward, served_wall.saturating_sub(sent_wall));
+                        record(&self.shared.back, now_wall.saturating_sub(served_wall));
                     }
                 }
                 if self.in_flight.is_none() && self.shared.ping.load(Ordering::Relaxed) {
@@ -161,6 +174,23 @@ impl ShardHandler for Driver {
     }
 }
 
+/// 1 µs .. 60 s, 3 significant digits (values in ns).
+fn rtt_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("valid bounds")
+}
+
+fn record(histogram: &Mutex<Histogram<u64>>, nanos: u64) {
+    histogram.lock().unwrap_or_else(|e| e.into_inner()).saturating_record(nanos);
+}
+
+fn snapshot(histogram: &Mutex<Histogram<u64>>) -> Histogram<u64> {
+    histogram.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn reset(histogram: &Mutex<Histogram<u64>>) {
+    histogram.lock().unwrap_or_else(|e| e.into_inner()).reset();
+}
+
 /// The client node and its driver's shared state.
 struct Client {
     transport: Transport,
@@ -174,6 +204,7 @@ impl Client {
         let server_name = NodeName::parse(SERVER_NAME).map_err(|e| anyhow!("server name: {e}"))?;
         let mut config = TransportConfig::new(name, SocketAddr::from(([127, 0, 0, 1], 0)));
         config.shards = 1;
+        config.spin_before_park_us = plan.spin_before_park_us;
         // Placement comes from the process's affinity mask (set by the caller when pinned).
         config.pin_shards = false;
         config.quic_cert_dir = None;
@@ -186,10 +217,9 @@ impl Client {
             link_up: AtomicBool::new(false),
             sent: AtomicU64::new(0),
             failure: Mutex::new(None),
-            // 1 µs .. 60 s, 3 significant digits.
-            rtt: Mutex::new(
-                Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("valid bounds"),
-            ),
+            rtt: Mutex::new(rtt_histogram()),
+            forward: Mutex::new(rtt_histogram()),
+            back: Mutex::new(rtt_histogram()),
         });
         let mut payload = vec![0xA5u8; plan.size];
         payload[0] = DATA;
@@ -376,11 +406,14 @@ fn rtt(
     client.shared.ping.store(true, Ordering::Relaxed);
     client.set_mode(MODE_PACED)?;
     std::thread::sleep(WARMUP);
-    client.shared.rtt.lock().unwrap_or_else(|e| e.into_inner()).reset();
+    for histogram in [&client.shared.rtt, &client.shared.forward, &client.shared.back] {
+        reset(histogram);
+    }
     let window = Window::open(server)?;
     std::thread::sleep(plan.duration);
     let (seconds, delta, client_cpu, server_cpu) = window.close(server)?;
-    let rtt = client.shared.rtt.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let rtt = snapshot(&client.shared.rtt);
+    let (forward, back) = (snapshot(&client.shared.forward), snapshot(&client.shared.back));
     client.check()?;
     if rtt.is_empty() {
         bail!("no ping came back during the RTT phase");
@@ -392,6 +425,10 @@ fn rtt(
     report.rtt_p999_us = Some(us(rtt.value_at_quantile(0.999)));
     report.rtt_max_us = Some(us(rtt.max()));
     report.rtt_samples = Some(rtt.len());
+    report.rtt_forward_p50_us = Some(us(forward.value_at_quantile(0.50)));
+    report.rtt_forward_p99_us = Some(us(forward.value_at_quantile(0.99)));
+    report.rtt_back_p50_us = Some(us(back.value_at_quantile(0.50)));
+    report.rtt_back_p99_us = Some(us(back.value_at_quantile(0.99)));
     // Pings are counted by the server too; the load is the rest.
     let load = delta.messages_in.saturating_sub(rtt.len());
     report.rtt_load_achieved_msgs_per_s = Some(load as f64 / seconds);

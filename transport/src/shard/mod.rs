@@ -219,14 +219,18 @@ impl Transport {
             let shard_shared = Arc::clone(&shared);
             let handlers = Arc::clone(&handlers);
             let gso = group.gso;
-            let built = LocalExecutorBuilder::new(placement)
+            let mut builder = LocalExecutorBuilder::new(placement)
                 .name(&format!("shoal-shard-{shard}"))
                 // Registered buffers only help file I/O; keep glommio's pinned memory small.
-                .io_memory(1 << 20)
-                .spawn(move || async move {
-                    run_shard(shard, params, socket, gso, shard_shared, handlers, shutdown_timeout)
-                        .await;
-                });
+                .io_memory(1 << 20);
+            if config.spin_before_park_us > 0 {
+                builder =
+                    builder.spin_before_park(Duration::from_micros(config.spin_before_park_us));
+            }
+            let built = builder.spawn(move || async move {
+                run_shard(shard, params, socket, gso, shard_shared, handlers, shutdown_timeout)
+                    .await;
+            });
             match built {
                 Ok(handle) => executors.push(handle),
                 Err(error) => {
