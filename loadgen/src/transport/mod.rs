@@ -72,17 +72,20 @@ Workloads:
              received / duration.
   rtt        one connection: 2 s (or --duration if shorter) of the messages flood to
              measure the max rate, a drain, then a background stream at half that rate (or
-             --rate) on lane 0 while one ping at a time (9 bytes, lane 3) is echoed by the
+             --rate) on lane 0 while one ping at a time (17 bytes, lane 3) is echoed by the
              server; RTT percentiles from an HDR histogram of the client-side round trips
-             (after a 0.5 s warm-up).
+             (after a 0.5 s warm-up), and the same round trips split where the server's
+             handler saw them (rtt_forward_*, rtt_back_*; wall clock of both processes).
 
 Placement: pinned by default: server shard i on CPU i, the client on the remaining CPUs
-(all CPUs if none remain); --no-pin lets the kernel place both. cpu_s is client + server CPU
-time over the timed window; peak_rss_bytes is the server's. --baseline also measures the
-same work on two bare quiche connections in memory, in this thread (no sockets, no shoal
-layers): ratio_to_baseline = the workload's main figure / its baseline (rtt: none); for
-handshake with idle connections, baseline_bytes_per_idle_connection is this process's RSS
-growth per bare quiche server connection kept established (its client side dropped).
+(all CPUs if none remain); --no-pin lets the kernel place both. --spin-before-park-us sets
+the transport's spin_before_park_us in both processes (default 0: shards park at once).
+cpu_s is client + server CPU time over the timed window; peak_rss_bytes is the server's.
+--baseline also measures the same work on two bare quiche connections in memory, in this
+thread (no sockets, no shoal layers): ratio_to_baseline = the workload's main figure / its
+baseline (rtt: none); for handshake with idle connections, baseline_bytes_per_idle_connection
+is the RSS growth of a fresh child process per bare quiche server connection it keeps
+established (client sides dropped).
 
 Server control channel: the child's stdin/stdout, one line each way (see the source,
 loadgen/src/transport/server.rs).";
