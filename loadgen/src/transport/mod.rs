@@ -391,8 +391,8 @@ pub(crate) struct BaselineIdleArgs {
 
 /// Body of `transport-baseline-idle`: prints the RSS growth per connection on stdout.
 pub(crate) fn run_baseline_idle(args: &BaselineIdleArgs) -> anyhow::Result<()> {
-    if args.count == 0 {
-        bail!("--count must be at least 1");
+    if !(1..=IDLE_CONNECTIONS_MAX).contains(&args.count) {
+        bail!("--count must be 1..={IDLE_CONNECTIONS_MAX} (got {})", args.count);
     }
     println!("{}", baseline::idle_bytes_per_connection(args.count)?);
     Ok(())
