@@ -83,34 +83,51 @@ impl Hasher for FxHasher {
 
 pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
-/// One open link direction, kept with its sender: the peer and the latest scheduled arrival on
-/// that direction, in µs.
+/// Open directions a node keeps inline; more spill into a map (rare: a node's active view
+/// is 5 plus the odd temporary shuffle link or pending request).
+const INLINE_LINKS: usize = 8;
+
+/// One node's open directions: the peers and, for each, the latest scheduled arrival on that
+/// direction in µs. Two cache lines at a fixed place per node, prefetched with the node.
 #[derive(Clone, Copy)]
-struct OutLink {
-    to: u32,
-    horizon_us: u64,
+#[repr(align(64))]
+struct OutLinks {
+    to: [u32; INLINE_LINKS],
+    horizon_us: [u64; INLINE_LINKS],
+    /// Entries of `to`/`horizon_us` in use.
+    len: u8,
+    /// This node's directions in [`Links::spill`].
+    spilled: u32,
+}
+
+impl Default for OutLinks {
+    fn default() -> Self {
+        Self { to: [0; INLINE_LINKS], horizon_us: [0; INLINE_LINKS], len: 0, spilled: 0 }
+    }
 }
 
 /// Open links and their delivery horizon.
 ///
-/// Kept per sending node rather than in one map keyed by pair: a node has a handful of open
-/// directions (its active view plus the odd temporary shuffle link), so a lookup scans a few
-/// entries the simulator is about to touch anyway (and prefetches with the node), where a
+/// Kept per sending node rather than in one map keyed by pair: a lookup scans at most
+/// [`INLINE_LINKS`] entries at a fixed place the simulator prefetches with the node, where a
 /// cluster-wide hash table cost two cache misses per message at 100,000 nodes (≈ 11 % of the
-/// run).
+/// run), and a list on the heap one more dependent miss. Each direction is in exactly one
+/// place: inline, or in `spill`.
 pub(crate) struct Links {
     latency: Latency,
     seed: u64,
     loss: f64,
     /// `open[from]`: the open directions from `from`, in no particular order (never iterated
     /// into output). Present = open.
-    open: Vec<Vec<OutLink>>,
+    open: Vec<OutLinks>,
+    /// Directions beyond a node's inline ones, by (from, to).
+    spill: FxMap<(u32, u32), u64>,
     open_count: usize,
 }
 
 impl Links {
     pub(crate) fn new(latency: Latency, loss: f64, seed: u64) -> Self {
-        Self { latency, seed, loss, open: Vec::new(), open_count: 0 }
+        Self { latency, seed, loss, open: Vec::new(), spill: FxMap::default(), open_count: 0 }
     }
 
     /// One-way latency of the link between `a` and `b`, in µs: a pure function of the seed
@@ -131,19 +148,23 @@ impl Links {
         let one_way = self.latency_us(from, to);
         let mut delay = one_way;
         if self.open.len() <= from as usize {
-            self.open.resize_with(from as usize + 1, Vec::new);
+            self.open.resize_with(from as usize + 1, OutLinks::default);
         }
-        let out = &mut self.open[from as usize];
-        let index = match out.iter().position(|l| l.to == to) {
-            Some(i) => i,
-            None => {
-                // QUIC handshake (1-RTT with one-packet Initials) before the first stream data.
-                delay += 2 * one_way;
-                out.push(OutLink { to, horizon_us: 0 });
-                self.open_count += 1;
-                out.len() - 1
-            }
+        let links = &mut self.open[from as usize];
+        let inline = links.to[..usize::from(links.len)].iter().position(|t| *t == to);
+        // Only nodes that spilled look in the map.
+        let spilled = inline.is_none() && links.spilled > 0;
+        let horizon_us = match inline {
+            Some(i) => Some(links.horizon_us[i]),
+            None if spilled => self.spill.get(&(from, to)).copied(),
+            None => None,
         };
+        let known = horizon_us.is_some();
+        if !known {
+            // QUIC handshake (1-RTT with one-packet Initials) before the first stream data.
+            delay += 2 * one_way;
+        }
+        let horizon_us = horizon_us.unwrap_or(0);
         if self.loss > 0.0 {
             // Each loss costs one retransmission timeout (~3 one-way delays); QUIC never gives up
             // on a live path, so loss is delay, not drop.
@@ -153,9 +174,24 @@ impl Links {
                 attempts += 1;
             }
         }
-        let link = &mut out[index];
-        let arrival = (now_us + delay).max(link.horizon_us);
-        link.horizon_us = arrival;
+        let arrival = (now_us + delay).max(horizon_us);
+        if let Some(i) = inline {
+            links.horizon_us[i] = arrival;
+        } else if known {
+            self.spill.insert((from, to), arrival);
+        } else {
+            // A new direction: inline while there is room.
+            self.open_count += 1;
+            let len = usize::from(links.len);
+            if len < INLINE_LINKS {
+                links.to[len] = to;
+                links.horizon_us[len] = arrival;
+                links.len += 1;
+            } else {
+                links.spilled += 1;
+                self.spill.insert((from, to), arrival);
+            }
+        }
         arrival
     }
 
@@ -166,25 +202,22 @@ impl Links {
     }
 
     fn forget(&mut self, from: u32, to: u32) {
-        let Some(out) = self.open.get_mut(from as usize) else { return };
-        if let Some(i) = out.iter().position(|l| l.to == to) {
-            out.swap_remove(i);
+        let Some(links) = self.open.get_mut(from as usize) else { return };
+        let len = usize::from(links.len);
+        if let Some(i) = links.to[..len].iter().position(|t| *t == to) {
+            links.to[i] = links.to[len - 1];
+            links.horizon_us[i] = links.horizon_us[len - 1];
+            links.len -= 1;
             self.open_count -= 1;
-            if out.is_empty() {
-                // A node whose links all closed (crashed, or left) holds no buffer.
-                *out = Vec::new();
-            }
+        } else if links.spilled > 0 && self.spill.remove(&(from, to)).is_some() {
+            links.spilled -= 1;
+            self.open_count -= 1;
         }
     }
 
-    /// Where `from`'s list of open directions is (a prefetch hint).
-    pub(crate) fn list(&self, from: u32) -> *const u8 {
-        self.open.as_ptr().wrapping_add(from as usize).cast()
-    }
-
-    /// Where `from`'s open directions live (a prefetch hint).
-    pub(crate) fn heap(&self, from: u32) -> Option<*const u8> {
-        self.open.get(from as usize).map(|out| out.as_ptr().cast())
+    /// Where `from`'s open directions are, and their size in bytes (a prefetch hint).
+    pub(crate) fn list(&self, from: u32) -> (*const u8, usize) {
+        (self.open.as_ptr().wrapping_add(from as usize).cast(), size_of::<OutLinks>())
     }
 
     /// Number of open link directions.
@@ -226,5 +259,34 @@ mod tests {
         // Closing an unknown link or node is a no-op.
         links.close(50, 60);
         assert_eq!(links.open_count(), 2);
+    }
+
+    #[test]
+    fn directions_beyond_the_inline_ones_spill_and_keep_their_horizon() {
+        let mut links = Links::new(Latency::Const(1_000), 0.0, 1);
+        let mut rng = Rng::from_seed(1);
+        let peers = 1..=(INLINE_LINKS as u32 + 4);
+        for to in peers.clone() {
+            assert_eq!(links.schedule(0, 0, to, &mut rng), 3_000, "new link to {to}");
+        }
+        assert_eq!(links.open_count(), INLINE_LINKS + 4);
+        // Every direction, inline or spilled, is open and keeps its horizon.
+        for to in peers.clone() {
+            assert_eq!(links.schedule(500, 0, to, &mut rng), 3_000, "open link to {to}");
+        }
+        // Close an inline one and a spilled one; both pay the handshake again, and a new
+        // direction takes the freed inline place without disturbing the spilled ones.
+        links.close(0, 1);
+        links.close(0, INLINE_LINKS as u32 + 2);
+        assert_eq!(links.open_count(), INLINE_LINKS + 2);
+        assert_eq!(links.schedule(10_000, 0, 1, &mut rng), 13_000);
+        assert_eq!(links.schedule(10_000, 0, INLINE_LINKS as u32 + 2, &mut rng), 13_000);
+        assert_eq!(links.schedule(10_000, 0, INLINE_LINKS as u32 + 4, &mut rng), 11_000);
+        assert_eq!(links.open_count(), INLINE_LINKS + 4);
+        for to in peers {
+            links.close(to, 0);
+        }
+        assert_eq!(links.open_count(), 0);
+        assert!(links.spill.is_empty());
     }
 }

@@ -609,7 +609,8 @@ impl Network {
             for (offset, len) in Node::<NodeIndex>::hot_ranges(layer) {
                 prefetch::range(node.wrapping_add(offset), len);
             }
-            prefetch::line(self.links.list(n));
+            let (links, bytes) = self.links.list(n);
+            prefetch::range(links, bytes);
         }
         if let Some(e) = self.queue.ahead(HEAP_AHEAD) {
             let (n, _) = decode_hint(e.hint);
@@ -617,9 +618,6 @@ impl Network {
                 for p in node.heap() {
                     prefetch::line(p);
                 }
-            }
-            if let Some(p) = self.links.heap(n) {
-                prefetch::line(p);
             }
         }
     }
