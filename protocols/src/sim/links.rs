@@ -152,19 +152,24 @@ impl Links {
         }
         let links = &mut self.open[from as usize];
         let inline = links.to[..usize::from(links.len)].iter().position(|t| *t == to);
-        // Only nodes that spilled look in the map.
-        let spilled = inline.is_none() && links.spilled > 0;
         let horizon_us = match inline {
             Some(i) => Some(links.horizon_us[i]),
-            None if spilled => self.spill.get(&(from, to)).copied(),
+            // Only nodes that spilled look in the map; a direction found there moves back
+            // inline below (it is in use again).
+            None if links.spilled > 0 => {
+                let spilled = self.spill.remove(&(from, to));
+                if spilled.is_some() {
+                    links.spilled -= 1;
+                }
+                spilled
+            }
             None => None,
         };
-        let known = horizon_us.is_some();
-        if !known {
+        if horizon_us.is_none() {
             // QUIC handshake (1-RTT with one-packet Initials) before the first stream data.
             delay += 2 * one_way;
+            self.open_count += 1;
         }
-        let horizon_us = horizon_us.unwrap_or(0);
         if self.loss > 0.0 {
             // Each loss costs one retransmission timeout (~3 one-way delays); QUIC never gives up
             // on a live path, so loss is delay, not drop.
@@ -174,25 +179,37 @@ impl Links {
                 attempts += 1;
             }
         }
-        let arrival = (now_us + delay).max(horizon_us);
-        if let Some(i) = inline {
-            links.horizon_us[i] = arrival;
-        } else if known {
-            self.spill.insert((from, to), arrival);
-        } else {
-            // A new direction: inline while there is room.
-            self.open_count += 1;
-            let len = usize::from(links.len);
-            if len < INLINE_LINKS {
-                links.to[len] = to;
-                links.horizon_us[len] = arrival;
-                links.len += 1;
-            } else {
-                links.spilled += 1;
-                self.spill.insert((from, to), arrival);
-            }
+        let arrival = (now_us + delay).max(horizon_us.unwrap_or(0));
+        match inline {
+            Some(i) => self.open[from as usize].horizon_us[i] = arrival,
+            None => self.place(from, to, arrival),
         }
         arrival
+    }
+
+    /// Puts `from → to` inline; when the inline places are full, the one used longest ago
+    /// (the earliest horizon) moves to the spill map. The simulator never closes links a GC
+    /// would reap, so a node collects stale directions (16 on average after 50 cycles at
+    /// 20,000 nodes); this keeps the ones in use inline.
+    fn place(&mut self, from: u32, to: u32, horizon_us: u64) {
+        let links = &mut self.open[from as usize];
+        let len = usize::from(links.len);
+        if len < INLINE_LINKS {
+            links.to[len] = to;
+            links.horizon_us[len] = horizon_us;
+            links.len += 1;
+            return;
+        }
+        let mut stalest = 0;
+        for i in 1..INLINE_LINKS {
+            if links.horizon_us[i] < links.horizon_us[stalest] {
+                stalest = i;
+            }
+        }
+        self.spill.insert((from, links.to[stalest]), links.horizon_us[stalest]);
+        links.spilled += 1;
+        links.to[stalest] = to;
+        links.horizon_us[stalest] = horizon_us;
     }
 
     /// Forgets the link in both directions (closed, failed or idle-reaped).
