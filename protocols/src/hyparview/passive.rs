@@ -77,18 +77,7 @@ impl<P: PeerId> PassiveView<P> {
     /// Adds `peer` (or refreshes it if present, keeping its failure record). When full, evicts
     /// an entry listed in `prefer_evict` if one is present, otherwise a random entry.
     pub(crate) fn insert(&mut self, peer: P, now_ms: u64, prefer_evict: &[P], rng: &mut Rng) {
-        if let Some(i) = self.position(&peer) {
-            self.records[i].refreshed_ms = now_ms;
-            return;
-        }
-        if self.peers.len() >= self.len_max {
-            let preferred = self.peers.iter().position(|p| prefer_evict.contains(p));
-            let victim = preferred.unwrap_or_else(|| rng.index(self.peers.len()));
-            self.swap_remove(victim);
-        }
-        self.peers.push(peer);
-        self.records.push(Record { fail_count: 0, backoff_until_ms: 0, refreshed_ms: now_ms });
-        debug_assert!(self.peers.len() <= self.len_max);
+        self.insert_all([peer], now_ms, prefer_evict, rng);
     }
 
     /// Where the view's entries live (prefetch hints for the simulator).
@@ -96,10 +85,10 @@ impl<P: PeerId> PassiveView<P> {
         [self.peers.as_ptr().cast(), self.records.as_ptr().cast()]
     }
 
-    /// [`PassiveView::insert`] of each of `peers` in turn, with exactly its result and random
-    /// draws. Which entries are listed in `prefer_evict` is worked out once, as one bit per
-    /// position, instead of by a rescan of both lists for every eviction (that rescan was most
-    /// of a shuffle's cost in simulation). Views larger than 64 entries take the plain path.
+    /// [`PassiveView::insert`] of each of `peers` in turn. Which entries are listed in
+    /// `prefer_evict` is worked out once, as one bit per position, instead of by a rescan of
+    /// both lists for every eviction (that rescan was most of a shuffle's cost in
+    /// simulation); views of more than 64 entries rescan.
     pub(crate) fn insert_all(
         &mut self,
         peers: impl IntoIterator<Item = P>,
@@ -107,42 +96,39 @@ impl<P: PeerId> PassiveView<P> {
         prefer_evict: &[P],
         rng: &mut Rng,
     ) {
-        if self.len_max > 64 || prefer_evict.is_empty() {
-            for peer in peers {
-                self.insert(peer, now_ms, prefer_evict, rng);
-            }
-            return;
-        }
-        // Bit i: `peers[i]` is listed in `prefer_evict`.
-        let mut preferred: u64 = 0;
-        for (i, p) in self.peers.iter().enumerate() {
-            if prefer_evict.contains(p) {
-                preferred |= 1 << i;
-            }
-        }
+        // Bit i: `peers[i]` is listed in `prefer_evict` (`None`: the view is too large).
+        let mut preferred: Option<u64> = (self.len_max <= 64).then(|| {
+            let listed = self.peers.iter().enumerate().filter(|(_, p)| prefer_evict.contains(p));
+            listed.fold(0, |bits, (i, _)| bits | 1 << i)
+        });
         for peer in peers {
             if let Some(i) = self.position(&peer) {
                 self.records[i].refreshed_ms = now_ms;
                 continue;
             }
             if self.peers.len() >= self.len_max {
-                // `insert` evicts the first listed entry in view order, else a random one.
-                let victim = if preferred != 0 {
-                    preferred.trailing_zeros() as usize
-                } else {
-                    rng.index(self.peers.len())
+                // The first listed entry in view order, else a random one.
+                let listed = match preferred {
+                    Some(bits) => (bits != 0).then(|| bits.trailing_zeros() as usize),
+                    None => self.peers.iter().position(|p| prefer_evict.contains(p)),
                 };
-                // `swap_remove` moves the last entry into the victim's place: so does its bit.
-                let last = self.peers.len() - 1;
-                let last_bit = (preferred >> last) & 1;
-                preferred &= !(1 << victim) & !(1 << last);
-                if victim != last {
-                    preferred |= last_bit << victim;
+                let victim = listed.unwrap_or_else(|| rng.index(self.peers.len()));
+                if let Some(bits) = &mut preferred {
+                    // `swap_remove` moves the last entry into the victim's place: so does its
+                    // bit.
+                    let last = self.peers.len() - 1;
+                    let last_bit = (*bits >> last) & 1;
+                    *bits &= !(1 << victim) & !(1 << last);
+                    if victim != last {
+                        *bits |= last_bit << victim;
+                    }
                 }
                 self.swap_remove(victim);
             }
-            if prefer_evict.contains(&peer) {
-                preferred |= 1 << self.peers.len();
+            if let Some(bits) = &mut preferred {
+                if prefer_evict.contains(&peer) {
+                    *bits |= 1 << self.peers.len();
+                }
             }
             self.peers.push(peer);
             self.records.push(Record { fail_count: 0, backoff_until_ms: 0, refreshed_ms: now_ms });

@@ -83,8 +83,8 @@ impl Hasher for FxHasher {
 
 pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
-/// Open directions a node keeps inline; more spill into a map (rare: a node's active view
-/// is 5 plus the odd temporary shuffle link or pending request).
+/// Open directions a node keeps inline (its active view is 5, plus the odd temporary shuffle
+/// link or pending request); the ones used longest ago spill into a map.
 const INLINE_LINKS: usize = 8;
 
 /// One node's open directions: the peers and, for each, the latest scheduled arrival on that
@@ -120,14 +120,15 @@ pub(crate) struct Links {
     /// `open[from]`: the open directions from `from`, in no particular order (never iterated
     /// into output). Present = open.
     open: Vec<OutLinks>,
-    /// Directions beyond a node's inline ones, by (from, to).
+    /// Directions beyond a node's inline ones, by (from, to). Bound: one entry per ordered
+    /// pair of nodes that ever exchanged a message and never closed the link (the simulator
+    /// does not model the idle GC; docs/SIMULATION.md), freed with the run.
     spill: FxMap<(u32, u32), u64>,
-    open_count: usize,
 }
 
 impl Links {
     pub(crate) fn new(latency: Latency, loss: f64, seed: u64) -> Self {
-        Self { latency, seed, loss, open: Vec::new(), spill: FxMap::default(), open_count: 0 }
+        Self { latency, seed, loss, open: Vec::new(), spill: FxMap::default() }
     }
 
     /// One-way latency of the link between `a` and `b`, in µs: a pure function of the seed
@@ -168,7 +169,6 @@ impl Links {
         if horizon_us.is_none() {
             // QUIC handshake (1-RTT with one-packet Initials) before the first stream data.
             delay += 2 * one_way;
-            self.open_count += 1;
         }
         if self.loss > 0.0 {
             // Each loss costs one retransmission timeout (~3 one-way delays); QUIC never gives up
@@ -225,10 +225,8 @@ impl Links {
             links.to[i] = links.to[len - 1];
             links.horizon_us[i] = links.horizon_us[len - 1];
             links.len -= 1;
-            self.open_count -= 1;
         } else if links.spilled > 0 && self.spill.remove(&(from, to)).is_some() {
             links.spilled -= 1;
-            self.open_count -= 1;
         }
     }
 
@@ -237,9 +235,9 @@ impl Links {
         (self.open.as_ptr().wrapping_add(from as usize).cast(), size_of::<OutLinks>())
     }
 
-    /// Number of open link directions.
+    /// Number of open link directions (a full pass: for accounting, not for the event loop).
     pub(crate) fn open_count(&self) -> usize {
-        self.open_count
+        self.open.iter().map(|links| usize::from(links.len)).sum::<usize>() + self.spill.len()
     }
 }
 
