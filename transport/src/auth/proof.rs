@@ -272,9 +272,13 @@ mod tests {
         let (bytes, proof) = signed(&identity, &binding());
         assert!(!signature_ok(&[0xff; 32], &bytes, &proof.signature));
         assert!(!signature_ok(&identity.public_key(), &bytes, &[0xff; 64]));
-        // The identity point (a small-order key) is refused.
+        // The identity point (a small-order key) is refused: with R = the identity point and
+        // s = 0, this signature verifies for every message under that key unless the weak-key
+        // check refuses the key first.
         let mut small = [0u8; 32];
         small[0] = 1;
-        assert!(!signature_ok(&small, &bytes, &[0; 64]));
+        let mut forged = [0u8; 64];
+        forged[0] = 1;
+        assert!(!signature_ok(&small, &bytes, &forged));
     }
 }
