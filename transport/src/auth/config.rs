@@ -150,11 +150,12 @@ impl AuthConfig {
             .iter()
             .map(|text| NodePattern::parse(text))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| ConfigError {
-                section: "auth",
-                key: "cookie_only_nodes",
-                value: error.pattern.clone(),
-                fix: "use name@host, *@host or name@* (a whole part only; *@* is refused)",
+            .map_err(|error| {
+                invalid(
+                    "cookie_only_nodes",
+                    error.pattern,
+                    "use name@host, *@host or name@* (a whole part only; *@* is refused)",
+                )
             })?;
         if !patterns.is_empty() && self.dist_cookie.is_default() {
             return Err(invalid(

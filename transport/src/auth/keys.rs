@@ -144,15 +144,21 @@ pub struct Rotated {
 /// The Ed25519 public key in a `node.pub`-style file (PEM `PUBLIC KEY`, SPKI): what an
 /// operator pins for a peer. Errors name the file.
 pub fn read_public_key(path: &Path) -> Result<[u8; 32], KeyError> {
-    let bytes = read_bounded(path, PUBLIC_KEY_FILE_MAX_BYTES)?.ok_or_else(|| KeyError::Read {
+    read_public_key_if_present(path)?.ok_or_else(|| KeyError::Read {
         path: path.to_owned(),
         source: std::io::ErrorKind::NotFound.into(),
-    })?;
-    parse_public_key_pem(&bytes).map_err(|found| KeyError::PublicKeyFormat {
+    })
+}
+
+/// [`read_public_key`], with `None` for a missing file.
+fn read_public_key_if_present(path: &Path) -> Result<Option<[u8; 32]>, KeyError> {
+    let Some(bytes) = read_bounded(path, PUBLIC_KEY_FILE_MAX_BYTES)? else { return Ok(None) };
+    let public = parse_public_key_pem(&bytes).map_err(|found| KeyError::PublicKeyFormat {
         path: path.to_owned(),
         expected: PUBLIC_KEY_EXPECTED,
         found,
-    })
+    })?;
+    Ok(Some(public))
 }
 
 /// Name of the lock file inside the key directory (empty; the lock is the point).
@@ -254,14 +260,8 @@ impl KeyDir {
             }
         };
 
-        match read_bounded(&public_path, PUBLIC_KEY_FILE_MAX_BYTES)? {
-            Some(bytes) => {
-                let public =
-                    parse_public_key_pem(&bytes).map_err(|found| KeyError::PublicKeyFormat {
-                        path: public_path.clone(),
-                        expected: PUBLIC_KEY_EXPECTED,
-                        found,
-                    })?;
+        match read_public_key_if_present(&public_path)? {
+            Some(public) => {
                 if public != identity.public_key() {
                     return Err(KeyError::KeypairMismatch { key: key_path, public: public_path });
                 }

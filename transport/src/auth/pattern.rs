@@ -59,11 +59,10 @@ impl NodePattern {
 
     /// Whether `node` matches.
     pub fn matches(&self, node: &NodeName) -> bool {
-        let (name, host) = node.as_str().split_once('@').expect("a NodeName has exactly one '@'");
         match self {
             Self::Exact(exact) => exact == node,
-            Self::AnyName { host: pattern } => pattern == host,
-            Self::AnyHost { name: pattern } => pattern == name,
+            Self::AnyName { host } => host == node.host_part(),
+            Self::AnyHost { name } => name == node.name_part(),
         }
     }
 }

@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 
-use crossbeam::channel::{self, Sender, TrySendError};
+use crossbeam::channel::{self, Sender};
 
 use shoal_protocols::NodeName;
 
@@ -231,24 +231,21 @@ impl TrustStore {
         if let Some(known) = self.insert_if_new(peer, key)? {
             return Ok(known);
         }
-        let queued = self.writer.as_ref().and_then(|writer| writer.jobs.as_ref()).map(|jobs| {
-            match jobs.try_send(Job::Pin(peer.clone(), *key)) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
-            }
-        });
-        if queued == Some(true) {
-            return Ok(PinOutcome::Pinned { persist_error: None });
-        }
-        Ok(PinOutcome::Pinned { persist_error: self.inner.persist(peer, key) })
+        let queued =
+            self.jobs().is_some_and(|jobs| jobs.try_send(Job::Pin(peer.clone(), *key)).is_ok());
+        let persist_error = if queued { None } else { self.inner.persist(peer, key) };
+        Ok(PinOutcome::Pinned { persist_error })
+    }
+
+    /// The writer thread's queue (`None` for an in-memory store or after shutdown began).
+    fn jobs(&self) -> Option<&Sender<Job>> {
+        self.writer.as_ref()?.jobs.as_ref()
     }
 
     /// Waits until every pin queued by [`Self::pin_if_new_deferred`] so far is on disk (or
     /// failed, see [`Self::persist_failures`]). Returns at once for an in-memory store.
     pub fn sync(&self) {
-        let Some(jobs) = self.writer.as_ref().and_then(|writer| writer.jobs.as_ref()) else {
-            return;
-        };
+        let Some(jobs) = self.jobs() else { return };
         let (done, wait) = channel::bounded(1);
         if jobs.send(Job::Sync(done)).is_ok() {
             // An error means the writer is gone, and with it the queue: nothing to wait for.

@@ -97,7 +97,7 @@ impl Endpoint {
     /// Refuses the peer: records and logs the failure, closes with its code.
     pub(super) fn auth_failed(&mut self, conn: &mut Conn, failure: &AuthFailure, now: Instant) {
         self.record_auth(conn, Some(failure.index()), now);
-        self.log_failure(conn, &failure.to_string(), failure, now);
+        self.log_failure(conn, failure, now);
         let reason = DownReason::AuthFailed { reason: failure.label(), by_peer: false };
         let code = failure.close_code().unwrap_or(super::event::close_code::PROTOCOL);
         self.close_conn(conn, code, reason);
@@ -141,20 +141,19 @@ impl Endpoint {
         if let Some(index) = failure {
             Counters::add(&self.metrics.auth.failures[index], 1);
         }
-        let outcome = usize::from(failure.is_some());
-        let role = role_index(conn.role);
-        let counter = match (role, outcome) {
-            (0, 0) => &self.metrics.auth_attempts_outgoing_ok,
-            (0, _) => &self.metrics.auth_attempts_outgoing_fail,
-            (_, 0) => &self.metrics.auth_attempts_incoming_ok,
-            _ => &self.metrics.auth_attempts_incoming_fail,
+        let counter = match (conn.role, failure.is_some()) {
+            (Role::Dialer, false) => &self.metrics.auth_attempts_outgoing_ok,
+            (Role::Dialer, true) => &self.metrics.auth_attempts_outgoing_fail,
+            (Role::Acceptor, false) => &self.metrics.auth_attempts_incoming_ok,
+            (Role::Acceptor, true) => &self.metrics.auth_attempts_incoming_fail,
         };
         Counters::add(counter, 1);
         let duration_ms = u64::try_from((now - conn.created_at).as_millis()).unwrap_or(u64::MAX);
-        self.metrics.auth.record(role, outcome, duration_ms);
+        let outcome = usize::from(failure.is_some());
+        self.metrics.auth.record(role_index(conn.role), outcome, duration_ms);
     }
 
-    fn log_failure(&mut self, conn: &Conn, text: &str, failure: &AuthFailure, now: Instant) {
+    fn log_failure(&mut self, conn: &Conn, failure: &AuthFailure, now: Instant) {
         let Some(suppressed) = self.auth_log.admit(now) else { return };
         let peer = conn.peer.as_ref().map_or_else(|| "?".to_owned(), ToString::to_string);
         let role = ["outgoing", "incoming"][role_index(conn.role)];
@@ -169,7 +168,7 @@ impl Endpoint {
             );
         } else {
             log::warn!(
-                "Authentication of node {peer} ({}) refused: {text} [{role}{}]",
+                "Authentication of node {peer} ({}) refused: {failure} [{role}{}]",
                 conn.peer_addr,
                 suppressed_note(suppressed)
             );
