@@ -1,6 +1,6 @@
-//! `shoal keys …`: the operator's key commands on a node's data directories. They take the
-//! key directory's lock, so they refuse to run while a node uses the directory (its identity
-//! and pins live in memory; change those through the running node instead).
+//! `shoal keys …`: the operator's key commands on a node's data directories. The commands
+//! that change the key directory take its lock, so they refuse to run while a node uses the
+//! directory (its identity and pins live in memory; change those through the running node).
 
 use std::path::{Path, PathBuf};
 
