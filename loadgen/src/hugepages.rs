@@ -43,10 +43,7 @@ pub(crate) fn reexec_for_sim() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     // `exec` returns only on failure. The opt-out in the child's environment makes sure it
     // never re-executes itself, even if something strips the tunable on the way.
-    let error = std::process::Command::new(exe)
-        .args(args)
-        .env(TUNABLES, tunables)
-        .env(OPT_OUT, "0")
-        .exec();
+    let error =
+        std::process::Command::new(exe).args(args).env(TUNABLES, tunables).env(OPT_OUT, "0").exec();
     eprintln!("shoal-loadgen: note: running without huge pages (re-exec failed: {error})");
 }
