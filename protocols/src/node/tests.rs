@@ -30,7 +30,7 @@ fn at(mono_ms: u64) -> Now {
 /// A node plus its outbox; every call returns exactly what was pushed.
 struct Harness {
     node: Node<u32>,
-    out: Outbox<Out>,
+    out: NodeOutbox<u32>,
     now: Now,
 }
 
@@ -39,7 +39,7 @@ impl Harness {
     fn new(seed: u64) -> Self {
         let now = at(0);
         let node = Node::new(ME, ORIGIN_HASH, Config::default(), Rng::from_seed(seed), now);
-        let mut h = Self { node, out: Outbox::new(65_536), now };
+        let mut h = Self { node, out: NodeOutbox::new(&Config::default()), now };
         let started = h.start();
         assert_eq!(
             phases(started),
@@ -450,9 +450,9 @@ fn peer_failed_of_an_owner_with_services_starts_a_suspicion() {
 
 // ---- (e) determinism ----
 
-/// A scripted run: joins, broadcasts, a registration, a remote registry delta, timers and a
-/// failure, at increasing times. Returns every output, timer phases included.
-fn scripted_run(seed: u64) -> Vec<Out> {
+/// A script: joins, broadcasts (`None`), a registration (`None` at 30), a remote registry
+/// delta, timers and a failure, at increasing times.
+fn script() -> Vec<(u64, Option<InEvent<u32>>)> {
     let remote = Gossip {
         id: MessageId((2u128 << 64) | 9),
         round: 1,
@@ -460,7 +460,7 @@ fn scripted_run(seed: u64) -> Vec<Out> {
         payload: registration_delta(2, 500, "db", 3, b"meta"),
     };
     let join = || Message::Hyparview(hyparview::Message::Join);
-    let script: Vec<(u64, Option<InEvent<u32>>)> = vec![
+    vec![
         (0, Some(InEvent::Message { from: 2, message: join() })),
         (10, Some(InEvent::Message { from: 3, message: join() })),
         (20, None),
@@ -477,25 +477,37 @@ fn scripted_run(seed: u64) -> Vec<Out> {
         (70, Some(InEvent::TimerExpired(Timer::Registry(registry::Timer::AntiEntropy)))),
         (80, Some(InEvent::PeerFailed(2))),
         (90, None),
-    ];
+    ]
+}
+
+/// Feeds one step of [`script`] to `node` and returns its outputs.
+fn run_step(
+    node: &mut Node<u32>,
+    mono_ms: u64,
+    event: Option<InEvent<u32>>,
+    out: &mut NodeOutbox<u32>,
+) -> Vec<Out> {
+    let now = at(mono_ms);
+    match event {
+        Some(event) => node.handle(now, event, out),
+        None if mono_ms == 30 => {
+            let meta = Bytes::from_static(b"m");
+            node.register_service(now, "svc", 1, meta, out).expect("valid");
+        }
+        None => {
+            let payload = Bytes::from(mono_ms.to_be_bytes().to_vec());
+            node.broadcast(now, APP, payload, out).expect("valid");
+        }
+    }
+    out.take()
+}
+
+/// Every output of [`script`] fed to a node seeded with `seed`, timer phases included.
+fn scripted_run(seed: u64) -> Vec<Out> {
     let mut h = Harness::new(seed);
     let mut all = Vec::new();
-    for (mono_ms, event) in script {
-        h.now = at(mono_ms);
-        match event {
-            Some(event) => all.extend(h.handle(event)),
-            // At 30 a registration, otherwise an application broadcast.
-            None if mono_ms == 30 => {
-                let meta = Bytes::from_static(b"m");
-                h.node.register_service(h.now, "svc", 1, meta, &mut h.out).expect("valid");
-                all.extend(h.out.take());
-            }
-            None => {
-                let (result, out) = h.broadcast(APP, Bytes::from(mono_ms.to_be_bytes().to_vec()));
-                result.expect("valid");
-                all.extend(out);
-            }
-        }
+    for (mono_ms, event) in script() {
+        all.extend(run_step(&mut h.node, mono_ms, event, &mut h.out));
     }
     all
 }
@@ -507,6 +519,22 @@ fn same_seed_and_inputs_give_identical_outputs() {
     assert_eq!(a, scripted_run(11));
     // The seed matters (broadcast ids and timer phases), so the comparison is not vacuous.
     assert_ne!(a, scripted_run(12));
+}
+
+#[test]
+fn one_outbox_serves_many_nodes_as_separate_ones_would() {
+    // A driver keeps one `NodeOutbox` for all its nodes: nothing of one node's call may stay
+    // in it and reach the next node's outputs.
+    let (alone_a, alone_b) = (scripted_run(11), scripted_run(12));
+    let (mut a, mut b) = (Harness::new(11), Harness::new(12));
+    let mut shared = NodeOutbox::new(&Config::default());
+    let (mut shared_a, mut shared_b) = (Vec::new(), Vec::new());
+    for (mono_ms, event) in script() {
+        shared_a.extend(run_step(&mut a.node, mono_ms, event.clone(), &mut shared));
+        shared_b.extend(run_step(&mut b.node, mono_ms, event, &mut shared));
+    }
+    assert_eq!(shared_a, alone_a);
+    assert_eq!(shared_b, alone_b);
 }
 
 #[test]

@@ -9,8 +9,9 @@ use super::links::{FxMap, Latency, Links};
 use super::prefetch;
 use super::queue::{Entry, EventQueue};
 use super::tracker::Tracker;
-use crate::node::{self, Event, InEvent, Layer, Message, Node, OutEvent, SharedConfig, Timer};
-use crate::outbox::Outbox;
+use crate::node::{
+    self, Event, InEvent, Layer, Message, Node, NodeOutbox, OutEvent, SharedConfig, Timer,
+};
 use crate::plumtree::{self, MessageId, Tag};
 use crate::rng::Rng;
 use crate::time::Now;
@@ -157,7 +158,8 @@ pub struct Network {
     frozen: bool,
     background_frozen: bool,
     held_timers: Vec<(NodeIndex, Timer<NodeIndex>)>,
-    outbox: Outbox<OutEvent<NodeIndex>>,
+    /// The outbox of every node call (one for all nodes: see [`NodeOutbox`]).
+    outbox: Option<NodeOutbox<NodeIndex>>,
     /// Broadcast bookkeeping (reliability, RMR, LDH, latency).
     pub tracker: Tracker,
     /// Message counters but `by_kind` (see [`Network::counts`]).
@@ -196,7 +198,7 @@ impl Network {
             frozen: false,
             background_frozen: false,
             held_timers: Vec::new(),
-            outbox: Outbox::new(Node::<NodeIndex>::outputs_per_call_max(&options.node)),
+            outbox: Some(NodeOutbox::new(&options.node)),
             tracker: Tracker::default(),
             counts: MessageCounts::default(),
             kinds: Vec::new(),
@@ -283,12 +285,12 @@ impl Network {
         self.nodes.push(Some(node));
         self.alive.push(true);
         self.group.push(0);
-        let mut out = std::mem::replace(&mut self.outbox, Outbox::new(1));
+        let mut out = self.take_outbox();
         if let Some(node) = self.nodes[i as usize].as_mut() {
             node.start(now, &mut out);
         }
         self.process_outputs(i, &mut out);
-        self.outbox = out;
+        self.outbox = Some(out);
         i
     }
 
@@ -305,26 +307,33 @@ impl Network {
     /// Broadcasts from `i` and tracks the message. Returns its id.
     pub fn broadcast(&mut self, i: NodeIndex, payload: Bytes) -> MessageId {
         let now = self.now(i);
-        let mut out = std::mem::replace(&mut self.outbox, Outbox::new(1));
+        let mut out = self.take_outbox();
         let node = self.nodes[i as usize].as_mut().expect("broadcast from a dead node");
         let id = node
             .broadcast(now, Tag::APPLICATION_MIN, payload, &mut out)
             .expect("simulator payloads are within limits");
         self.tracker.start(id, i, self.now_us, self.nodes.len());
         self.process_outputs(i, &mut out);
-        self.outbox = out;
+        self.outbox = Some(out);
         id
     }
 
     /// Registers a service on node `i`.
     pub fn register(&mut self, i: NodeIndex, name: &str, reg_id: u64) {
         let now = self.now(i);
-        let mut out = std::mem::replace(&mut self.outbox, Outbox::new(1));
+        let mut out = self.take_outbox();
         let node = self.nodes[i as usize].as_mut().expect("register on a dead node");
         node.register_service(now, name, reg_id, Bytes::new(), &mut out)
             .expect("simulator registrations are valid");
         self.process_outputs(i, &mut out);
-        self.outbox = out;
+        self.outbox = Some(out);
+    }
+
+    /// The node outbox, out of `self` while a node call and its outputs are processed (both
+    /// need `self` mutably); put back with `self.outbox = Some(out)`.
+    fn take_outbox(&mut self) -> NodeOutbox<NodeIndex> {
+        // Invariant: every taker puts it back before returning, and none calls another.
+        self.outbox.take().expect("node outbox is in place between calls")
     }
 
     fn input(&mut self, i: NodeIndex, event: InEvent<NodeIndex>) {
@@ -332,12 +341,12 @@ impl Network {
             return;
         }
         let now = self.now(i);
-        let mut out = std::mem::replace(&mut self.outbox, Outbox::new(1));
+        let mut out = self.take_outbox();
         if let Some(node) = self.nodes[i as usize].as_mut() {
             node.handle(now, event, &mut out);
         }
         self.process_outputs(i, &mut out);
-        self.outbox = out;
+        self.outbox = Some(out);
     }
 
     /// Crashes nodes at once: their state is dropped, messages to them fail, and every live
@@ -459,7 +468,7 @@ impl Network {
         }
     }
 
-    fn process_outputs(&mut self, from: NodeIndex, out: &mut Outbox<OutEvent<NodeIndex>>) {
+    fn process_outputs(&mut self, from: NodeIndex, out: &mut NodeOutbox<NodeIndex>) {
         for o in out.drain() {
             match o {
                 OutEvent::SendMessage { to, message } => self.send(from, to, message),
@@ -606,9 +615,10 @@ impl Network {
             // The node's bytes start the `Option` (niche layout); were it otherwise, the hints
             // would only be wasted.
             let node = self.nodes.as_ptr().wrapping_add(n as usize).cast::<u8>();
-            for (offset, len) in Node::<NodeIndex>::hot_ranges(layer) {
-                prefetch::range(node.wrapping_add(offset), len);
-            }
+            // The first line holds the `Option`'s tag, which the second stage reads.
+            prefetch::line(node);
+            let (offset, len) = Node::<NodeIndex>::hot_range(layer);
+            prefetch::range(node.wrapping_add(offset), len);
             let (links, bytes) = self.links.list(n);
             prefetch::range(links, bytes);
         }
