@@ -603,6 +603,7 @@ impl Network {
         // enough to stay inside the current millisecond's events (tens at 100,000 nodes).
         const NODE_AHEAD: usize = 8;
         const HEAP_AHEAD: usize = 3;
+        const { assert!(NODE_AHEAD <= super::queue::LOOKAHEAD) };
         if let Some(e) = self.queue.ahead(NODE_AHEAD) {
             if e.slot & LOCAL_SLOT == 0 {
                 let slot = self.deliveries.slots.as_ptr().wrapping_add(e.slot as usize);
