@@ -524,15 +524,18 @@ impl<P: PeerId> State<P> {
         // End of the walk: answer the originator directly with a passive sample of equal size,
         // then integrate, preferring to evict what we just sent away.
         let reply = self.passive.sample(peers.len(), &origin, &mut self.rng);
+        // Integrated before the reply is queued, so the reply moves instead of being copied;
+        // integrating only changes the views and draws after the sample, as before.
+        self.integrate(now_ms, peers, &reply);
+        // The reply travels on a temporary link; HyParView does not need it afterwards.
+        let temporary = !self.active.contains(&origin);
         out.push(OutEvent::SendMessage {
             to: origin.clone(),
-            message: Message::ShuffleReply { peers: reply.clone() },
+            message: Message::ShuffleReply { peers: reply },
         });
-        if !self.active.contains(&origin) {
-            // The reply travels on a temporary link; HyParView does not need it afterwards.
+        if temporary {
             out.push(OutEvent::DisconnectPeer(origin));
         }
-        self.integrate(now_ms, peers, &reply);
     }
 
     fn on_shuffle_reply(
