@@ -65,6 +65,14 @@ impl<T> Outbox<T> {
         self.items.iter()
     }
 
+    /// Swaps the queued outputs with `buffer`, which must be empty (asserted). A driver that
+    /// must not hold the outbox borrowed while it carries the outputs out drains `buffer`
+    /// and hands it back the same way: in steady state nothing is moved or allocated.
+    pub fn swap_out(&mut self, buffer: &mut Vec<T>) {
+        assert!(buffer.is_empty(), "Outbox::swap_out needs an empty buffer");
+        std::mem::swap(&mut self.items, buffer);
+    }
+
     /// Removes everything and returns it (tests compare exact output sequences with this).
     pub fn take(&mut self) -> Vec<T> {
         std::mem::take(&mut self.items)
@@ -75,5 +83,34 @@ impl<T> Default for Outbox<T> {
     /// An outbox with the default bound of 65,536 items between drains.
     fn default() -> Self {
         Self::new(65_536)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swap_out_hands_over_the_outputs_and_takes_the_buffer() {
+        let mut outbox = Outbox::new(4);
+        outbox.push(1);
+        outbox.push(2);
+        let mut buffer = Vec::with_capacity(16);
+        outbox.swap_out(&mut buffer);
+        assert_eq!(buffer, vec![1, 2]);
+        assert!(outbox.is_empty());
+        // The outbox now queues into the caller's buffer, with its capacity and its bound.
+        assert!(outbox.items.capacity() >= 16);
+        for i in 0..4 {
+            outbox.push(i);
+        }
+        assert_eq!(outbox.len(), 4);
+    }
+
+    #[test]
+    #[should_panic(expected = "empty buffer")]
+    fn swap_out_refuses_a_buffer_that_holds_outputs() {
+        let mut outbox = Outbox::new(4);
+        outbox.swap_out(&mut vec![7]);
     }
 }

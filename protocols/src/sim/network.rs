@@ -159,7 +159,10 @@ pub struct Network {
     background_frozen: bool,
     held_timers: Vec<(NodeIndex, Timer<NodeIndex>)>,
     /// The outbox of every node call (one for all nodes: see [`NodeOutbox`]).
-    outbox: Option<NodeOutbox<NodeIndex>>,
+    outbox: NodeOutbox<NodeIndex>,
+    /// The last call's outputs while they are processed (swapped with the outbox's queue, so
+    /// neither is moved nor reallocated per event).
+    outputs: Vec<OutEvent<NodeIndex>>,
     /// Broadcast bookkeeping (reliability, RMR, LDH, latency).
     pub tracker: Tracker,
     /// Message counters but `by_kind` (see [`Network::counts`]).
@@ -198,7 +201,8 @@ impl Network {
             frozen: false,
             background_frozen: false,
             held_timers: Vec::new(),
-            outbox: Some(NodeOutbox::new(&options.node)),
+            outbox: NodeOutbox::new(&options.node),
+            outputs: Vec::new(),
             tracker: Tracker::default(),
             counts: MessageCounts::default(),
             kinds: Vec::new(),
@@ -285,12 +289,10 @@ impl Network {
         self.nodes.push(Some(node));
         self.alive.push(true);
         self.group.push(0);
-        let mut out = self.take_outbox();
         if let Some(node) = self.nodes[i as usize].as_mut() {
-            node.start(now, &mut out);
+            node.start(now, &mut self.outbox);
         }
-        self.process_outputs(i, &mut out);
-        self.outbox = Some(out);
+        self.process_outputs(i);
         i
     }
 
@@ -307,33 +309,22 @@ impl Network {
     /// Broadcasts from `i` and tracks the message. Returns its id.
     pub fn broadcast(&mut self, i: NodeIndex, payload: Bytes) -> MessageId {
         let now = self.now(i);
-        let mut out = self.take_outbox();
         let node = self.nodes[i as usize].as_mut().expect("broadcast from a dead node");
         let id = node
-            .broadcast(now, Tag::APPLICATION_MIN, payload, &mut out)
+            .broadcast(now, Tag::APPLICATION_MIN, payload, &mut self.outbox)
             .expect("simulator payloads are within limits");
         self.tracker.start(id, i, self.now_us, self.nodes.len());
-        self.process_outputs(i, &mut out);
-        self.outbox = Some(out);
+        self.process_outputs(i);
         id
     }
 
     /// Registers a service on node `i`.
     pub fn register(&mut self, i: NodeIndex, name: &str, reg_id: u64) {
         let now = self.now(i);
-        let mut out = self.take_outbox();
         let node = self.nodes[i as usize].as_mut().expect("register on a dead node");
-        node.register_service(now, name, reg_id, Bytes::new(), &mut out)
+        node.register_service(now, name, reg_id, Bytes::new(), &mut self.outbox)
             .expect("simulator registrations are valid");
-        self.process_outputs(i, &mut out);
-        self.outbox = Some(out);
-    }
-
-    /// The node outbox, out of `self` while a node call and its outputs are processed (both
-    /// need `self` mutably); put back with `self.outbox = Some(out)`.
-    fn take_outbox(&mut self) -> NodeOutbox<NodeIndex> {
-        // Invariant: every taker puts it back before returning, and none calls another.
-        self.outbox.take().expect("node outbox is in place between calls")
+        self.process_outputs(i);
     }
 
     fn input(&mut self, i: NodeIndex, event: InEvent<NodeIndex>) {
@@ -341,12 +332,10 @@ impl Network {
             return;
         }
         let now = self.now(i);
-        let mut out = self.take_outbox();
         if let Some(node) = self.nodes[i as usize].as_mut() {
-            node.handle(now, event, &mut out);
+            node.handle(now, event, &mut self.outbox);
         }
-        self.process_outputs(i, &mut out);
-        self.outbox = Some(out);
+        self.process_outputs(i);
     }
 
     /// Crashes nodes at once: their state is dropped, messages to them fail, and every live
@@ -468,8 +457,11 @@ impl Network {
         }
     }
 
-    fn process_outputs(&mut self, from: NodeIndex, out: &mut NodeOutbox<NodeIndex>) {
-        for o in out.drain() {
+    /// Carries out the outputs of node `from`'s last call.
+    fn process_outputs(&mut self, from: NodeIndex) {
+        let mut outputs = std::mem::take(&mut self.outputs);
+        self.outbox.swap_out(&mut outputs);
+        for o in outputs.drain(..) {
             match o {
                 OutEvent::SendMessage { to, message } => self.send(from, to, message),
                 OutEvent::ScheduleTimer { after_ms, timer } => {
@@ -497,6 +489,7 @@ impl Network {
                 },
             }
         }
+        self.outputs = outputs;
     }
 
     fn send(&mut self, from: NodeIndex, to: NodeIndex, message: Message<NodeIndex>) {
