@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
@@ -48,12 +48,32 @@ struct Shared {
     sent: AtomicU64,
     /// Why the link went down, if it did.
     failure: Mutex<Option<String>>,
-    /// RTT samples in nanoseconds (touched by the shard thread only while pinging).
-    rtt: Mutex<Histogram<u64>>,
+    /// Ping samples (touched by the shard thread only while pinging). One lock for all three
+    /// histograms: a ping records into each, and takes the lock once.
+    samples: Mutex<Samples>,
+}
+
+/// The samples of the pings, in nanoseconds.
+#[derive(Clone)]
+struct Samples {
+    /// Round trips (the client's monotonic clock).
+    rtt: Histogram<u64>,
     /// The same round trips split at the server's handler: client → server handler, and
-    /// server handler → client (ns, from the wall clock both processes share).
-    forward: Mutex<Histogram<u64>>,
-    back: Mutex<Histogram<u64>>,
+    /// server handler → client (from the wall clock both processes share).
+    forward: Histogram<u64>,
+    back: Histogram<u64>,
+}
+
+impl Samples {
+    fn new() -> Self {
+        Self { rtt: rtt_histogram(), forward: rtt_histogram(), back: rtt_histogram() }
+    }
+
+    fn reset(&mut self) {
+        self.rtt.reset();
+        self.forward.reset();
+        self.back.reset();
+    }
 }
 
 struct Driver {
@@ -137,9 +157,10 @@ impl ShardHandler for Driver {
                     if seq == expected {
                         self.in_flight = None;
                         let nanos = u64::try_from((now - sent_at).as_nanos()).unwrap_or(u64::MAX);
-                        record(&self.shared.rtt, nanos);
-                        record(&self.shared.forward, served_wall.saturating_sub(sent_wall));
-                        record(&self.shared.back, now_wall.saturating_sub(served_wall));
+                        let mut samples = self.shared.samples();
+                        samples.rtt.saturating_record(nanos);
+                        samples.forward.saturating_record(served_wall.saturating_sub(sent_wall));
+                        samples.back.saturating_record(now_wall.saturating_sub(served_wall));
                     }
                 }
                 if self.in_flight.is_none() && self.shared.ping.load(Ordering::Relaxed) {
@@ -179,16 +200,10 @@ fn rtt_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("valid bounds")
 }
 
-fn record(histogram: &Mutex<Histogram<u64>>, nanos: u64) {
-    histogram.lock().unwrap_or_else(|e| e.into_inner()).saturating_record(nanos);
-}
-
-fn snapshot(histogram: &Mutex<Histogram<u64>>) -> Histogram<u64> {
-    histogram.lock().unwrap_or_else(|e| e.into_inner()).clone()
-}
-
-fn reset(histogram: &Mutex<Histogram<u64>>) {
-    histogram.lock().unwrap_or_else(|e| e.into_inner()).reset();
+impl Shared {
+    fn samples(&self) -> MutexGuard<'_, Samples> {
+        self.samples.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The client node and its driver's shared state.
@@ -217,9 +232,7 @@ impl Client {
             link_up: AtomicBool::new(false),
             sent: AtomicU64::new(0),
             failure: Mutex::new(None),
-            rtt: Mutex::new(rtt_histogram()),
-            forward: Mutex::new(rtt_histogram()),
-            back: Mutex::new(rtt_histogram()),
+            samples: Mutex::new(Samples::new()),
         });
         let mut payload = vec![0xA5u8; plan.size];
         payload[0] = DATA;
@@ -406,14 +419,11 @@ fn rtt(
     client.shared.ping.store(true, Ordering::Relaxed);
     client.set_mode(MODE_PACED)?;
     std::thread::sleep(WARMUP);
-    for histogram in [&client.shared.rtt, &client.shared.forward, &client.shared.back] {
-        reset(histogram);
-    }
+    client.shared.samples().reset();
     let window = Window::open(server)?;
     std::thread::sleep(plan.duration);
     let (seconds, delta, client_cpu, server_cpu) = window.close(server)?;
-    let rtt = snapshot(&client.shared.rtt);
-    let (forward, back) = (snapshot(&client.shared.forward), snapshot(&client.shared.back));
+    let Samples { rtt, forward, back } = client.shared.samples().clone();
     client.check()?;
     if rtt.is_empty() {
         bail!("no ping came back during the RTT phase");
