@@ -48,11 +48,8 @@ impl Node {
     /// Starts with replaced parts (an authentication state built by the test).
     pub(crate) fn start_with(config: TransportConfig, seams: Seams) -> Self {
         let name = config.name.clone();
-        let (sender, events) = crossbeam::channel::bounded(1 << 16);
-        let factory: shoal_transport::shard::HandlerFactory = std::sync::Arc::new(move |_shard| {
-            Box::new(shoal_transport::shard::ChannelHandler::new(sender.clone()))
-        });
-        let transport = Transport::start_with(config, factory, seams).expect("transport starts");
+        let (transport, events) = Transport::start_with_channel_and_seams(config, 1 << 16, seams)
+            .expect("transport starts");
         Self { name, transport, events, seen: Vec::new() }
     }
 

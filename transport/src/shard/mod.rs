@@ -144,10 +144,19 @@ impl Transport {
         config: TransportConfig,
         events_max: usize,
     ) -> Result<(Self, Receiver<(usize, Event)>), StartError> {
+        Self::start_with_channel_and_seams(config, events_max, Seams::default())
+    }
+
+    /// [`Self::start_with_channel`] with replaced parts ([`Seams`], as in [`Self::start_with`]).
+    pub fn start_with_channel_and_seams(
+        config: TransportConfig,
+        events_max: usize,
+        seams: Seams,
+    ) -> Result<(Self, Receiver<(usize, Event)>), StartError> {
         let (sender, receiver) = channel::bounded(events_max);
         let factory: HandlerFactory =
             Arc::new(move |_shard| Box::new(ChannelHandler::new(sender.clone())));
-        Self::start_with(config, factory, Seams::default()).map(|transport| (transport, receiver))
+        Self::start_with(config, factory, seams).map(|transport| (transport, receiver))
     }
 
     /// Starts with replaced parts ([`Seams`]): a TLS-level peer verifier, or an
