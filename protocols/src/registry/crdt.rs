@@ -163,11 +163,10 @@ impl<P: PeerId> Store<P> {
         value: Value,
         mono_ms: u64,
     ) -> Option<Option<Value>> {
-        if self.owners.get(owner).is_none() {
-            let record = OwnerRecord { status: OwnerStatus::alive(0), entries: CompactMap::new() };
-            self.owners.insert(owner.clone(), record);
-        }
-        let record = self.owners.get_mut(owner).expect("inserted above");
+        let record = self.owners.get_or_insert_with(owner, || OwnerRecord {
+            status: OwnerStatus::alive(0),
+            entries: CompactMap::new(),
+        });
         let key = (name.to_owned(), reg_id);
         let before = match record.entries.get(&key) {
             Some(stored) if value <= stored.value => return None,

@@ -106,6 +106,22 @@ impl<K: Ord, V> CompactMap<K, V> {
         }
     }
 
+    /// The value of `key`, inserted from `make` first if absent (`key` is cloned only then).
+    pub(crate) fn get_or_insert_with(&mut self, key: &K, make: impl FnOnce() -> V) -> &mut V
+    where
+        K: Clone,
+    {
+        let absent = match self {
+            Self::Small(items) => items.binary_search_by(|(k, _)| k.cmp(key)).is_err(),
+            Self::Large(map) => !map.contains_key(key),
+        };
+        if absent {
+            self.insert(key.clone(), make());
+        }
+        // Invariant: present, or inserted just above.
+        self.get_mut(key).expect("key present")
+    }
+
     /// Removes `key`; returns its value.
     pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
         match self {
@@ -219,6 +235,32 @@ mod tests {
         assert!(ours.iter().eq(reference.iter()));
         assert!(ours.values().eq(reference.values()));
         assert!((&ours).into_iter().eq(reference.iter()));
+    }
+
+    #[test]
+    fn get_or_insert_with_behaves_like_entry_or_insert_with() {
+        let mut rng = Rng::from_seed(6);
+        let mut ours = CompactMap::new();
+        let mut reference = BTreeMap::new();
+        // Up to 200 keys: the map goes from a vector to a B-tree on the way.
+        for step in 0..2_000u64 {
+            let key = rng.below(200);
+            let mut made = false;
+            let value = ours.get_or_insert_with(&key, || {
+                made = true;
+                step
+            });
+            *value += 1;
+            let mut made_reference = false;
+            *reference.entry(key).or_insert_with(|| {
+                made_reference = true;
+                step
+            }) += 1;
+            assert_eq!(made, made_reference, "make runs exactly when the key is absent");
+            assert_eq!(ours.len(), reference.len());
+        }
+        assert!(matches!(ours, CompactMap::Large(_)));
+        assert!(ours.iter().eq(reference.iter()));
     }
 
     #[test]
