@@ -13,6 +13,9 @@ use crate::cid::SHARDS_MAX;
 use crate::endpoint::EndpointSettings;
 use crate::tls::QuicSettings;
 
+/// Bound on [`TransportConfig::spin_before_park_us`]: 10 ms; beyond it a shard is a busy loop.
+pub const SPIN_BEFORE_PARK_US_MAX: u64 = 10_000;
+
 /// Everything [`crate::shard::Transport::start`] needs.
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
@@ -110,10 +113,11 @@ impl TransportConfig {
                 return Err(invalid(key, &value, "use 65536..=1073741824 bytes"));
             }
         }
-        if self.spin_before_park_us > 10_000 {
+        if self.spin_before_park_us > SPIN_BEFORE_PARK_US_MAX {
             return Err(invalid(
                 "spin_before_park_us",
                 &self.spin_before_park_us,
+                // The fix is a `&'static str`: keep the number in step with the constant.
                 "use 0..=10000 µs (0 parks at once)",
             ));
         }
@@ -180,7 +184,7 @@ mod tests {
         bad.socket_rcvbuf_bytes = 10;
         assert_eq!(bad.validate().map_err(|e| e.key), Err("socket_rcvbuf_bytes"));
         let mut bad = config();
-        bad.spin_before_park_us = 10_001;
+        bad.spin_before_park_us = SPIN_BEFORE_PARK_US_MAX + 1;
         assert_eq!(bad.validate().map_err(|e| e.key), Err("spin_before_park_us"));
         let mut bad = config();
         bad.endpoint.data_lanes = 16;

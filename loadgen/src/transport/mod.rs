@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::Args;
+use shoal_transport::config::SPIN_BEFORE_PARK_US_MAX;
 
 use report::Report;
 use server::ServerProcess;
@@ -228,8 +229,11 @@ impl Plan {
             (Workload::Rtt, Some(r)) => bail!("--rate must be a positive number (got {r})"),
             (_, Some(_)) => bail!("--rate applies to rtt only"),
         };
-        if args.spin_before_park_us > 10_000 {
-            bail!("--spin-before-park-us must be 0..=10000 (got {})", args.spin_before_park_us);
+        if args.spin_before_park_us > SPIN_BEFORE_PARK_US_MAX {
+            bail!(
+                "--spin-before-park-us must be 0..={SPIN_BEFORE_PARK_US_MAX} (got {})",
+                args.spin_before_park_us
+            );
         }
         if !(1..=4).contains(&args.lanes) {
             bail!("--lanes must be 1..=4 (the transport's data lanes; got {})", args.lanes);
