@@ -11,16 +11,15 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use shoal_protocols::NodeName;
-use shoal_transport::auth::{system_clock, Auth, AuthConfig, Binding, Identity, TrustStore};
+use shoal_transport::auth::{Auth, AuthConfig, Binding, Identity, TrustStore};
 
 fn name(text: &str) -> NodeName {
     NodeName::parse(text).expect("valid")
 }
 
+/// A fresh identity and an empty trust store, in memory.
 fn memory_auth() -> Auth {
-    let config = AuthConfig { auth_key_dir: None, ..AuthConfig::default() };
-    Auth::with_parts(&config, Identity::generate(), None, TrustStore::in_memory(), system_clock())
-        .expect("valid")
+    Auth::load(&AuthConfig { auth_key_dir: None, ..AuthConfig::default() }).expect("valid")
 }
 
 fn proofs(c: &mut Criterion) {
