@@ -83,6 +83,7 @@ fn on_disk(node: &str, dir: &Scratch) -> TransportConfig {
     config
 }
 
+/// A one-shard node with the authentication settings `auth`, keys and pins in memory.
 fn with_auth(node: &str, auth: AuthConfig) -> TransportConfig {
     let mut config = config(node, 1);
     config.auth = AuthConfig { auth_key_dir: None, ..auth };
@@ -93,7 +94,8 @@ fn identity_of(node: &Node) -> [u8; 32] {
     node.transport.handle().auth().identity().public_key()
 }
 
-/// Waits until `node` reports the link to `peer` down for authentication reason `label`.
+/// Waits until `node` has reported a link (to any peer) down because authentication failed
+/// with reason `label`.
 fn wait_refused(node: &mut Node, label: &'static str) {
     node.wait(&format!("LinkDown {label}"), |seen| {
         count(seen, |event| {
@@ -161,10 +163,8 @@ fn a_changed_key_is_a_key_mismatch_in_both_modes_until_the_pin_is_removed() {
     for mode in [TrustMode::Tofu, TrustMode::Strict] {
         let node_a = format!("mm-{mode:?}-a@loop").to_lowercase();
         let node_b = format!("mm-{mode:?}-b@loop").to_lowercase();
-        let mut b_config = config(&node_b, 1);
-        b_config.auth =
-            AuthConfig { auth_key_dir: None, auth_trust_mode: mode, ..AuthConfig::default() };
-        let mut b = Node::start(b_config);
+        let b_config = AuthConfig { auth_trust_mode: mode, ..AuthConfig::default() };
+        let mut b = Node::start(with_auth(&node_b, b_config));
         // b holds an old key for a (provisioned, or pinned on an earlier contact).
         let old = Identity::generate();
         b.transport
@@ -173,9 +173,7 @@ fn a_changed_key_is_a_key_mismatch_in_both_modes_until_the_pin_is_removed() {
             .trust_store()
             .store(&name(&node_a), &old.public_key())
             .expect("pin");
-        let mut a_config = config(&node_a, 1);
-        a_config.auth = AuthConfig { auth_key_dir: None, ..AuthConfig::default() };
-        let mut a = Node::start(a_config);
+        let mut a = Node::start(with_auth(&node_a, AuthConfig::default()));
         // a knows b's key already (it is the side that changed, not b).
         a.transport
             .handle()
