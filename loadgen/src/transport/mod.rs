@@ -302,7 +302,7 @@ pub(crate) fn measure(plan: &Plan) -> anyhow::Result<Report> {
     let mut server = ServerProcess::spawn(plan, echo)?;
     report.gso = server.gso;
     if plan.pin {
-        // After the spawn: the server must not inherit the client's mask.
+        // Servers started from now on get the mask from before this (host::spawn_unpinned).
         crate::host::pin_current_thread(&placement(plan.shards))?;
     }
     match plan.workload {

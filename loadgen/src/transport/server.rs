@@ -205,12 +205,10 @@ impl ServerProcess {
         if !auth {
             command.arg("--no-auth");
         }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("cannot start the server process")?;
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // Later handshake rounds start their servers after the client pinned itself.
+        let mut child =
+            crate::host::spawn_unpinned(&mut command).context("cannot start the server process")?;
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let mut server =
