@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
 use shoal_protocols::Rng;
-use shoal_transport::tls::{quiche_config, AcceptAnyCertificate, QuicSettings, TlsMaterial};
+use shoal_transport::tls::{
+    quiche_config, AcceptAnyCertificate, PeerVerifier, QuicSettings, TlsMaterial,
+};
 
 const CLIENT: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 1);
 const SERVER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 2);
@@ -37,10 +39,11 @@ struct Baseline {
 
 impl Baseline {
     fn new() -> anyhow::Result<Self> {
+        let verifier: Arc<dyn PeerVerifier> = Arc::new(AcceptAnyCertificate);
         let side = |name: &str| -> anyhow::Result<quiche::Config> {
             let material = TlsMaterial::generate_ephemeral(name)
                 .context("cannot generate baseline TLS material")?;
-            quiche_config(&material, &QuicSettings::default(), Arc::new(AcceptAnyCertificate))
+            quiche_config(&material, &QuicSettings::default(), Arc::clone(&verifier))
                 .context("cannot build the baseline QUIC configuration")
         };
         Ok(Self {

@@ -17,7 +17,9 @@ use shoal_transport::auth::{Auth, AuthConfig};
 use shoal_transport::directory::Directory;
 use shoal_transport::endpoint::{Endpoint, EndpointParams, EndpointSettings, Event, Lane};
 use shoal_transport::metrics::ShardMetrics;
-use shoal_transport::tls::{quiche_config, AcceptAnyCertificate, QuicSettings, TlsMaterial};
+use shoal_transport::tls::{
+    quiche_config, AcceptAnyCertificate, PeerVerifier, QuicSettings, TlsMaterial,
+};
 
 use super::server::ServerProcess;
 use super::{Plan, SERVER_NAME};
@@ -54,6 +56,8 @@ struct Fleet {
     material: TlsMaterial,
     /// One authentication state (identity, pins) for all client nodes.
     auth: Arc<Auth>,
+    /// One TLS-level verifier for all client nodes (identity is proven by `auth`).
+    verifier: Arc<dyn PeerVerifier>,
     gso: bool,
     rx: Vec<u8>,
     tx: Vec<u8>,
@@ -76,6 +80,7 @@ impl Fleet {
             server_addr,
             material,
             auth,
+            verifier: Arc::new(AcceptAnyCertificate),
             gso,
             rx: vec![0; 65_536],
             tx: vec![0; TX_BUF_BYTES],
@@ -92,7 +97,7 @@ impl Fleet {
         let local = socket.local_addr().context("client socket address")?;
         // Each node owns its quiche config (not Clone; a connection borrows it mutably).
         let quic_config =
-            quiche_config(&self.material, &QuicSettings::default(), Arc::new(AcceptAnyCertificate))
+            quiche_config(&self.material, &QuicSettings::default(), Arc::clone(&self.verifier))
                 .context("cannot build the client's QUIC configuration")?;
         let index = self.nodes.len();
         let params = EndpointParams {
@@ -106,7 +111,7 @@ impl Fleet {
             directory: Arc::new(Directory::new()),
             metrics: Arc::new(ShardMetrics::default()),
             auth: Arc::clone(&self.auth),
-            verifier: Arc::new(AcceptAnyCertificate),
+            verifier: Arc::clone(&self.verifier),
             tls_public_key: self.material.public_key(),
         };
         let endpoint = Endpoint::new(params, Instant::now());

@@ -603,9 +603,9 @@ fn garbage_datagrams_are_counted_without_harm() {
 #[test]
 fn foreign_dcid_is_handed_to_its_owner_shard() {
     let material = TlsMaterial::generate_ephemeral("c@host").expect("material");
+    let verifier: Arc<dyn PeerVerifier> = Arc::new(AcceptAnyCertificate);
     let quic_config =
-        quiche_config(&material, &QuicSettings::default(), Arc::new(AcceptAnyCertificate))
-            .expect("config");
+        quiche_config(&material, &QuicSettings::default(), Arc::clone(&verifier)).expect("config");
     let metrics = Arc::new(ShardMetrics::default());
     let params = EndpointParams {
         shard: 0,
@@ -618,7 +618,7 @@ fn foreign_dcid_is_handed_to_its_owner_shard() {
         directory: Arc::new(Directory::new()),
         metrics: Arc::clone(&metrics),
         auth: memory_auth(AuthConfig::default()),
-        verifier: Arc::new(AcceptAnyCertificate),
+        verifier,
         tls_public_key: material.public_key(),
     };
     let mut shard0 = Endpoint::new(params, Instant::now());
