@@ -15,6 +15,7 @@ use shoal_protocols::registry::{
 };
 use shoal_protocols::wire::{encode_frame, Wire, Writer};
 use shoal_protocols::{node, NodeName};
+use shoal_transport::auth::Mode;
 use shoal_transport::frame::{encode_hello, encode_message, encode_welcome, AuthFields};
 
 fn name(text: &str) -> NodeName {
@@ -186,7 +187,7 @@ fn node_seeds() -> Vec<(&'static str, &'static str, Bytes)> {
 /// A signed proof and a cookie-only one (zero key and signature), the two modes of `auth`.
 fn auth(signed: bool) -> AuthFields {
     AuthFields {
-        mode: if signed { 1 } else { 2 },
+        mode: if signed { Mode::Signed } else { Mode::CookieOnly } as u8,
         identity_key: if signed { [0x11; 32] } else { [0; 32] },
         timestamp_ms: 1_700_000_000_000,
         signature: if signed { [0x22; 64] } else { [0; 64] },

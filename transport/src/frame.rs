@@ -337,7 +337,7 @@ mod tests {
 
     fn auth() -> AuthFields {
         AuthFields {
-            mode: 1,
+            mode: crate::auth::Mode::Signed as u8,
             identity_key: [1; 32],
             timestamp_ms: 99,
             signature: [2; 64],
