@@ -202,6 +202,7 @@ fn get_name(body: &mut Bytes, kind: &'static str) -> Result<NodeName, FrameError
 /// Reads the `auth` block, which must end the body exactly.
 fn get_auth(body: &mut Bytes, kind: &'static str) -> Result<AuthFields, FrameError> {
     if body.remaining() != AUTH_BYTES {
+        const _: () = assert!(AUTH_BYTES == 137, "the error text below names the size");
         return Err(FrameError::Malformed { kind, why: "auth block is not 137 bytes" });
     }
     Ok(AuthFields::get(body))
@@ -262,9 +263,13 @@ impl FrameReader {
         }
     }
 
-    /// Appends bytes (tests and callers without a scratch area).
-    pub fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+    /// Appends at most [`Self::room`] of `bytes` (for callers without a scratch area; the
+    /// bound is the same as [`Self::sink`]'s). Returns how many were taken: the caller offers
+    /// the rest after [`Self::next_frame`] made room.
+    pub fn push(&mut self, bytes: &[u8]) -> usize {
+        let taken = bytes.len().min(self.room());
+        self.buf.extend_from_slice(&bytes[..taken]);
+        taken
     }
 
     /// The next complete frame, `Ok(None)` when more bytes are needed.
@@ -343,6 +348,16 @@ mod tests {
             signature: [2; 64],
             cookie_mac: [3; 32],
         }
+    }
+
+    #[test]
+    fn push_takes_no_more_than_the_room_left() {
+        let mut reader = FrameReader::new(16);
+        let offered = [0u8; 64];
+        assert_eq!(reader.push(&offered), HEADER_BYTES + 16);
+        assert_eq!(reader.buffered(), HEADER_BYTES + 16);
+        assert_eq!(reader.room(), 0);
+        assert_eq!(reader.push(&offered), 0);
     }
 
     #[test]

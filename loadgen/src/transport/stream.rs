@@ -374,10 +374,8 @@ fn measure(
             let (seconds, delta, client_cpu, server_cpu) = window.close(server)?;
             client.check()?;
             report.duration_s = seconds;
-            if plan.workload == Workload::Messages {
-                report.msgs_per_s = Some(delta.messages_in as f64 / seconds);
-            } else {
-                report.msgs_per_s = Some(delta.messages_in as f64 / seconds);
+            report.msgs_per_s = Some(delta.messages_in as f64 / seconds);
+            if plan.workload == Workload::Bulk {
                 report.gbit_per_s = Some(delta.payload_bytes_in as f64 * 8.0 / seconds / 1e9);
             }
             report.set_cpu(client_cpu, server_cpu);
