@@ -13,7 +13,7 @@ mod state;
 mod tasks;
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -329,7 +329,7 @@ async fn run_shard(
         gso,
         tx_buf: vec![0u8; TX_BUF_BYTES],
         shared: Arc::clone(&shared),
-        blocked: VecDeque::new(),
+        blocked: None,
         writer: signal::Signal::default(),
         timer: signal::Signal::default(),
         timer_armed: None,

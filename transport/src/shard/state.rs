@@ -2,7 +2,7 @@
 //! follows every input: events to the handler, datagrams to the sockets, batches to the
 //! other shards.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -30,7 +30,8 @@ pub(crate) struct ShardSocket {
 }
 
 /// Datagrams the kernel refused (socket buffer full), sent by the writer task. At most one
-/// batch waits: `flush` polls no transmits while one does (QUIC keeps the rest queued).
+/// batch waits (`ShardState::blocked` is an `Option`): `flush` polls no transmits while one
+/// does (QUIC keeps the rest queued).
 pub(crate) struct Blocked {
     pub(crate) data: Vec<u8>,
     pub(crate) segment_size: usize,
@@ -49,7 +50,7 @@ pub(crate) struct ShardState {
     pub(crate) gso: bool,
     pub(crate) tx_buf: Vec<u8>,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) blocked: VecDeque<Blocked>,
+    pub(crate) blocked: Option<Blocked>,
     /// Wakes the writer task when `blocked` gains datagrams.
     pub(crate) writer: Signal,
     /// Wakes the timer task when the next deadline moved earlier.
@@ -88,11 +89,11 @@ impl ShardState {
                 let mut ctx = ShardContext { endpoint, outbound, now };
                 handler.on_poll(&mut ctx);
             }
-            if self.blocked.is_empty() {
+            if self.blocked.is_none() {
                 while let Some(transmit) = self.endpoint.poll_transmit(now, &mut self.tx_buf) {
                     progressed = true;
                     self.transmit(transmit);
-                    if !self.blocked.is_empty() {
+                    if self.blocked.is_some() {
                         break;
                     }
                 }
@@ -149,7 +150,9 @@ impl ShardState {
                     sent += bytes;
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    self.blocked.push_back(Blocked {
+                    // Invariant: `flush` transmits only while nothing waits.
+                    assert!(self.blocked.is_none(), "a second blocked batch");
+                    self.blocked = Some(Blocked {
                         data: self.tx_buf[sent..transmit.len].to_vec(),
                         segment_size: transmit.segment_size,
                         from: transmit.from,

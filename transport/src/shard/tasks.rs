@@ -136,7 +136,7 @@ pub(crate) async fn writer_loop(state: Rc<RefCell<ShardState>>) {
     loop {
         signal.wait().await;
         loop {
-            let next = state.borrow_mut().blocked.pop_front();
+            let next = state.borrow_mut().blocked.take();
             let Some(blocked) = next else { break };
             let socket = {
                 let guard = state.borrow();
