@@ -97,6 +97,12 @@ impl<P: PeerId> Node<P> {
     pub(crate) fn heap(&self) -> [*const u8; 4] {
         self.hyparview.heap()
     }
+
+    /// The passive view's lists whole (prefetch hints for the simulator, for the messages
+    /// that integrate a shuffle).
+    pub(crate) fn passive_ranges(&self) -> [(*const u8, usize); 2] {
+        self.hyparview.passive_ranges()
+    }
 }
 
 impl<P: PeerId + Wire> Node<P> {

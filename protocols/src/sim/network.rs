@@ -622,6 +622,16 @@ impl Network {
                 for p in node.heap() {
                     prefetch::line(p);
                 }
+                // A message that ends a shuffle walk evicts random passive entries: the whole
+                // view then (its slot was prefetched five events ago).
+                let delivery = (e.slot & LOCAL_SLOT == 0)
+                    .then(|| self.deliveries.slots.get(e.slot as usize).and_then(Option::as_ref))
+                    .flatten();
+                if delivery.is_some_and(|d| integrates_shuffle(&d.message)) {
+                    for (p, bytes) in node.passive_ranges() {
+                        prefetch::range(p, bytes);
+                    }
+                }
             }
         }
     }
@@ -730,6 +740,18 @@ fn prefetch_hint(action: &Action) -> u32 {
     };
     debug_assert!(node < 1 << HINT_LAYER_SHIFT);
     node | (layer as u32) << HINT_LAYER_SHIFT
+}
+
+/// Whether `message` probably ends in a passive-view integration: a shuffle reply, or a
+/// shuffle on its last hop (a prefetch hint: a walk also ends early at a node without another
+/// active peer).
+fn integrates_shuffle(message: &Message<NodeIndex>) -> bool {
+    use crate::hyparview::Message as H;
+    match message {
+        Message::Hyparview(H::ShuffleReply { .. }) => true,
+        Message::Hyparview(H::Shuffle { ttl, .. }) => *ttl <= 1,
+        _ => false,
+    }
 }
 
 fn decode_hint(hint: u32) -> (NodeIndex, Layer) {
