@@ -622,15 +622,18 @@ impl Network {
                 for p in node.heap() {
                     prefetch::line(p);
                 }
-                // A message that ends a shuffle walk evicts random passive entries: the whole
-                // view then (its slot was prefetched five events ago).
+                // A message that ends a shuffle walk evicts random passive entries, and closes
+                // the temporary link to the walk's other end: the whole view then, and the
+                // other end's links (the slot was prefetched five events ago).
                 let delivery = (e.slot & LOCAL_SLOT == 0)
                     .then(|| self.deliveries.slots.get(e.slot as usize).and_then(Option::as_ref))
                     .flatten();
-                if delivery.is_some_and(|d| integrates_shuffle(&d.message)) {
+                if let Some(other_end) = delivery.and_then(ends_shuffle) {
                     for (p, bytes) in node.passive_ranges() {
                         prefetch::range(p, bytes);
                     }
+                    let (links, bytes) = self.links.list(other_end);
+                    prefetch::range(links, bytes);
                 }
             }
         }
@@ -742,15 +745,16 @@ fn prefetch_hint(action: &Action) -> u32 {
     node | (layer as u32) << HINT_LAYER_SHIFT
 }
 
-/// Whether `message` probably ends in a passive-view integration: a shuffle reply, or a
-/// shuffle on its last hop (a prefetch hint: a walk also ends early at a node without another
-/// active peer).
-fn integrates_shuffle(message: &Message<NodeIndex>) -> bool {
+/// If `delivery` probably ends a shuffle walk (a reply, or a shuffle on its last hop), the
+/// node at the walk's other end: its receiver integrates peers into its passive view and
+/// closes the temporary link to that node. A prefetch hint: a walk also ends early at a node
+/// without another active peer, and the link stays if the two are neighbours.
+fn ends_shuffle(delivery: &Delivery) -> Option<NodeIndex> {
     use crate::hyparview::Message as H;
-    match message {
-        Message::Hyparview(H::ShuffleReply { .. }) => true,
-        Message::Hyparview(H::Shuffle { ttl, .. }) => *ttl <= 1,
-        _ => false,
+    match &delivery.message {
+        Message::Hyparview(H::ShuffleReply { .. }) => Some(delivery.from),
+        Message::Hyparview(H::Shuffle { ttl, origin, .. }) if *ttl <= 1 => Some(*origin),
+        _ => None,
     }
 }
 
