@@ -166,29 +166,30 @@ impl<P: PeerId + Wire> Node<P> {
     /// Feeds one input and forwards every resulting output into `out`.
     pub fn handle(&mut self, now: Now, event: InEvent<P>, out: &mut NodeOutbox<P>) {
         out.debug_assert_idle();
-        let internal = &mut out.internal;
-        match event {
+        // The input goes straight to its layer (what `pump` would do first with it queued
+        // alone); `pump` then routes the outputs and runs the hand-offs they cause.
+        let layer = match event {
             InEvent::Message { from, message } => match message {
-                Message::Hyparview(message) => internal
-                    .push_back(Internal::Hyparview(hyparview::InEvent::Message { from, message })),
-                Message::Plumtree(message) => internal
-                    .push_back(Internal::Plumtree(plumtree::InEvent::Message { from, message })),
-                Message::Registry(message) => internal
-                    .push_back(Internal::Registry(registry::InEvent::Message { from, message })),
+                Message::Hyparview(message) => {
+                    Internal::Hyparview(hyparview::InEvent::Message { from, message })
+                }
+                Message::Plumtree(message) => {
+                    Internal::Plumtree(plumtree::InEvent::Message { from, message })
+                }
+                Message::Registry(message) => {
+                    Internal::Registry(registry::InEvent::Message { from, message })
+                }
             },
-            InEvent::PeerFailed(peer) => {
-                internal.push_back(Internal::Hyparview(hyparview::InEvent::PeerFailed(peer)))
-            }
-            InEvent::TimerExpired(timer) => internal.push_back(match timer {
+            InEvent::PeerFailed(peer) => Internal::Hyparview(hyparview::InEvent::PeerFailed(peer)),
+            InEvent::TimerExpired(timer) => match timer {
                 Timer::Hyparview(t) => Internal::Hyparview(hyparview::InEvent::TimerExpired(t)),
                 Timer::Plumtree(t) => Internal::Plumtree(plumtree::InEvent::TimerExpired(t)),
                 Timer::Registry(t) => Internal::Registry(registry::InEvent::TimerExpired(t)),
-            }),
-            InEvent::Join(contacts) => {
-                internal.push_back(Internal::Hyparview(hyparview::InEvent::Join(contacts)))
-            }
-            InEvent::Leave => internal.push_back(Internal::Hyparview(hyparview::InEvent::Leave)),
-        }
+            },
+            InEvent::Join(contacts) => Internal::Hyparview(hyparview::InEvent::Join(contacts)),
+            InEvent::Leave => Internal::Hyparview(hyparview::InEvent::Leave),
+        };
+        self.run(now, layer, out);
         self.pump(now, out);
     }
 
@@ -284,11 +285,16 @@ impl<P: PeerId + Wire> Node<P> {
             };
             steps += 1;
             assert!(steps <= INTERNAL_STEPS_MAX, "node: internal hand-off loop exceeded its bound");
-            match next {
-                Internal::Hyparview(e) => self.hyparview.handle(now.mono_ms, e, &mut out.hyparview),
-                Internal::Plumtree(e) => self.plumtree.handle(now.mono_ms, e, &mut out.plumtree),
-                Internal::Registry(e) => self.registry.handle(now, e, &mut out.registry),
-            }
+            self.run(now, next, out);
+        }
+    }
+
+    /// Feeds one input to its layer, whose outputs go to that layer's scratch queue.
+    fn run(&mut self, now: Now, input: Internal<P>, out: &mut NodeOutbox<P>) {
+        match input {
+            Internal::Hyparview(e) => self.hyparview.handle(now.mono_ms, e, &mut out.hyparview),
+            Internal::Plumtree(e) => self.plumtree.handle(now.mono_ms, e, &mut out.plumtree),
+            Internal::Registry(e) => self.registry.handle(now, e, &mut out.registry),
         }
     }
 
