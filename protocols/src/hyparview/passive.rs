@@ -66,15 +66,19 @@ impl<P: PeerId> PassiveView<P> {
 
     /// Bit i set where entry i is `peer` (views of at most 64 entries): a scan without early
     /// exit or branches. Testing each of a full view's 30 entries against a shuffle's 7
-    /// listed peers with `contains`, then finding each incoming peer with `position`, were
-    /// most of a shuffle's integration (mispredicted early exits).
+    /// listed peers with `contains`, then finding each incoming peer with an early-exit
+    /// scan, were most of a shuffle's integration (mispredicted branches).
     fn mask_of(&self, peer: &P) -> u64 {
         debug_assert!(self.peers.len() <= 64);
         self.peers.iter().enumerate().fold(0, |bits, (i, p)| bits | u64::from(p == peer) << i)
     }
 
     fn position(&self, peer: &P) -> Option<usize> {
-        self.peers.iter().position(|p| p == peer)
+        if self.peers.len() > 64 {
+            return self.peers.iter().position(|p| p == peer);
+        }
+        let mask = self.mask_of(peer);
+        (mask != 0).then(|| mask.trailing_zeros() as usize)
     }
 
     fn swap_remove(&mut self, i: usize) -> PassiveEntry<P> {
@@ -89,13 +93,8 @@ impl<P: PeerId> PassiveView<P> {
         self.insert_all([peer], now_ms, prefer_evict, rng);
     }
 
-    /// Where the view's entries live (prefetch hints for the simulator).
-    pub(crate) fn heap(&self) -> [*const u8; 2] {
-        [self.peers.as_ptr().cast(), self.records.as_ptr().cast()]
-    }
-
-    /// Both lists whole, as (start, bytes): what integrating a shuffle touches (an eviction
-    /// reads a random record and the last one). A prefetch hint for the simulator.
+    /// Where the view's entries live, both lists whole as (start, bytes): prefetch hints for
+    /// the simulator (integrating a shuffle reads a random record and the last one).
     pub(crate) fn heap_ranges(&self) -> [(*const u8, usize); 2] {
         [
             (self.peers.as_ptr().cast(), size_of_val(self.peers.as_slice())),
@@ -118,13 +117,7 @@ impl<P: PeerId> PassiveView<P> {
         let mut preferred: Option<u64> = (self.len_max <= 64)
             .then(|| prefer_evict.iter().fold(0, |bits, listed| bits | self.mask_of(listed)));
         for peer in peers {
-            let found = match preferred {
-                Some(_) => Some(self.mask_of(&peer))
-                    .filter(|m| *m != 0)
-                    .map(|m| m.trailing_zeros() as usize),
-                None => self.position(&peer),
-            };
-            if let Some(i) = found {
+            if let Some(i) = self.position(&peer) {
                 self.records[i].refreshed_ms = now_ms;
                 continue;
             }

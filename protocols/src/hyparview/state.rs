@@ -162,14 +162,14 @@ pub struct State<P> {
 
 impl<P: PeerId> State<P> {
     /// Where the views' entries live (prefetch hints for the simulator).
+    pub(crate) fn heap(&self) -> [*const u8; 4] {
+        let [(peers, _), (records, _)] = self.passive.heap_ranges();
+        [self.active.as_ptr().cast(), peers, records, self.churn_ms.as_slices().0.as_ptr().cast()]
+    }
+
     /// The passive view's lists whole (see `PassiveView::heap_ranges`).
     pub(crate) fn passive_ranges(&self) -> [(*const u8, usize); 2] {
         self.passive.heap_ranges()
-    }
-
-    pub(crate) fn heap(&self) -> [*const u8; 4] {
-        let [peers, records] = self.passive.heap();
-        [self.active.as_ptr().cast(), peers, records, self.churn_ms.as_slices().0.as_ptr().cast()]
     }
 
     /// Creates the membership state of node `me`.
