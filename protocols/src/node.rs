@@ -168,7 +168,7 @@ impl<P: PeerId + Wire> Node<P> {
         out.debug_assert_idle();
         // The input goes straight to its layer (what `pump` would do first with it queued
         // alone); `pump` then routes the outputs and runs the hand-offs they cause.
-        let layer = match event {
+        let input = match event {
             InEvent::Message { from, message } => match message {
                 Message::Hyparview(message) => {
                     Internal::Hyparview(hyparview::InEvent::Message { from, message })
@@ -189,7 +189,7 @@ impl<P: PeerId + Wire> Node<P> {
             InEvent::Join(contacts) => Internal::Hyparview(hyparview::InEvent::Join(contacts)),
             InEvent::Leave => Internal::Hyparview(hyparview::InEvent::Leave),
         };
-        self.run(now, layer, out);
+        self.run(now, input, out);
         self.pump(now, out);
     }
 
@@ -210,11 +210,7 @@ impl<P: PeerId + Wire> Node<P> {
         }
         out.debug_assert_idle();
         let id = self.mint_id();
-        out.internal.push_back(Internal::Plumtree(plumtree::InEvent::Broadcast {
-            id,
-            tag,
-            payload,
-        }));
+        self.run(now, Internal::Plumtree(plumtree::InEvent::Broadcast { id, tag, payload }), out);
         self.pump(now, out);
         Ok(id)
     }
@@ -269,8 +265,12 @@ impl<P: PeerId + Wire> Node<P> {
         &self.registry
     }
 
+    /// Next broadcast id of this node: origin hash in the high 64 bits, sequence in the low
+    /// ones.
     fn mint_id(&mut self) -> MessageId {
-        mint_id(self.origin_hash, &mut self.next_seq)
+        let seq = self.next_seq;
+        self.next_seq = seq.wrapping_add(1);
+        MessageId((u128::from(self.origin_hash) << 64) | u128::from(seq))
     }
 
     /// Runs queued internal inputs to completion, routing outputs between the layers. Leaves
@@ -397,11 +397,4 @@ fn route_plumtree<P: PeerId>(out: &mut NodeOutbox<P>) {
             }
         }
     }
-}
-
-/// Next broadcast id of this node: origin hash in the high 64 bits, sequence in the low ones.
-fn mint_id(origin_hash: u64, next_seq: &mut u64) -> MessageId {
-    let seq = *next_seq;
-    *next_seq = next_seq.wrapping_add(1);
-    MessageId((u128::from(origin_hash) << 64) | u128::from(seq))
 }
