@@ -26,15 +26,21 @@ pub(crate) struct Entry {
 }
 
 /// Entries [`EventQueue::ahead`] can see: `current` is topped up from the next buckets
-/// whenever it holds this many or fewer, so the driver's prefetch distance is also covered
+/// whenever it holds this many or fewer (within [`TOPUP_MS_MAX`]), so the driver's prefetch distance is also covered
 /// across a millisecond boundary (otherwise the first events of every bucket, about a fifth
 /// of them at 30,000 nodes, ran without their prefetch).
 pub(crate) const LOOKAHEAD: usize = 8;
 
+/// Furthest the top-up reaches past the next event, in ms. A push at or before `current_ms`
+/// is a sorted insert into `current`, so `current_ms` must not run far ahead in a sparse run
+/// (where a few events per millisecond fit in cache anyway and need no prefetch). Guess:
+/// above the 10 ms one-way latency of the default scenarios, so dense runs are not cut short.
+const TOPUP_MS_MAX: u64 = 16;
+
 /// Calendar queue. Invariant: every entry in `buckets` belongs to a millisecond after
 /// `current_ms`; `current` holds the entries of `current_ms` and earlier, sorted descending
 /// (so the next event is at the end); `overflow` holds entries beyond the ring's horizon.
-/// `current_ms` may run a few milliseconds ahead of the next event (see [`LOOKAHEAD`]).
+/// `current_ms` may run up to [`TOPUP_MS_MAX`] ahead of the next event (see [`LOOKAHEAD`]).
 pub(crate) struct EventQueue {
     buckets: Vec<Vec<Entry>>,
     current_ms: u64,
@@ -79,8 +85,8 @@ impl EventQueue {
     }
 
     /// The entry that [`EventQueue::pop`] will return after `n` further pops, if it is already
-    /// sorted into `current` (always, for `n < LOOKAHEAD`, unless fewer are queued before
-    /// the ring's horizon). A hint for prefetching: never changes the order.
+    /// sorted into `current` (always, for `n < LOOKAHEAD`, unless fewer are queued within
+    /// [`TOPUP_MS_MAX`] of the next event). A hint for prefetching: never changes the order.
     pub(crate) fn ahead(&self, n: usize) -> Option<&Entry> {
         self.current.len().checked_sub(n + 1).map(|i| &self.current[i])
     }
@@ -99,13 +105,16 @@ impl EventQueue {
             return Some(());
         }
         // Each pass takes the next millisecond's bucket: the loop ends when `current` is
-        // long enough, or the ring is empty (every bucket is visited once per lap of
-        // `current_ms`, so the scanning over a whole run is bounded by its virtual time).
+        // long enough, reaches `TOPUP_MS_MAX` past the next event, or the ring is empty (every
+        // bucket is visited once per lap of `current_ms`, so the scanning over a whole run is
+        // bounded by its virtual time).
         while self.current.len() <= LOOKAHEAD {
-            if self.buckets_empty() {
-                if !self.current.is_empty() {
+            if let Some(next) = self.current.last() {
+                if self.buckets_empty() || self.current_ms >= next.at_us / BUCKET_US + TOPUP_MS_MAX
+                {
                     break;
                 }
+            } else if self.buckets_empty() {
                 // Only far-future entries are left: jump straight to the earliest one.
                 let Reverse(next) = *self.overflow.peek()?;
                 self.current_ms = next.at_us / BUCKET_US - 1;
