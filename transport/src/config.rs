@@ -117,8 +117,11 @@ impl TransportConfig {
             return Err(invalid(
                 "spin_before_park_us",
                 &self.spin_before_park_us,
-                // The fix is a `&'static str`: keep the number in step with the constant.
-                "use 0..=10000 µs (0 parks at once)",
+                // The fix is a `&'static str`: the number is checked against the constant.
+                {
+                    const _: () = assert!(SPIN_BEFORE_PARK_US_MAX == 10_000, "fix text below");
+                    "use 0..=10000 µs (0 parks at once)"
+                },
             ));
         }
         if self.shutdown_timeout_ms == 0 {
