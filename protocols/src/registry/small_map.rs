@@ -111,11 +111,7 @@ impl<K: Ord, V> CompactMap<K, V> {
     where
         K: Clone,
     {
-        let absent = match self {
-            Self::Small(items) => items.binary_search_by(|(k, _)| k.cmp(key)).is_err(),
-            Self::Large(map) => !map.contains_key(key),
-        };
-        if absent {
+        if self.get(key).is_none() {
             self.insert(key.clone(), make());
         }
         // Invariant: present, or inserted just above.
