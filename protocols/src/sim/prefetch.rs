@@ -14,12 +14,14 @@ pub(crate) fn line<T>(p: *const T) {
     let _ = p;
 }
 
-/// [`line`] for every cache line of `size_bytes` bytes from `p`.
+/// [`line`] for every cache line that holds one of the `size_bytes` bytes from `p` (an
+/// unaligned range of n lines' length touches n + 1 lines).
 #[inline(always)]
 pub(crate) fn range<T>(p: *const T, size_bytes: usize) {
     let p = p.cast::<u8>();
     let mut offset = 0;
-    while offset < size_bytes {
+    let end = (p as usize % 64) + size_bytes;
+    while offset < end {
         line(p.wrapping_add(offset));
         offset += 64;
     }
