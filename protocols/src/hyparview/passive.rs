@@ -69,8 +69,7 @@ impl<P: PeerId> PassiveView<P> {
     /// listed peers with `contains`, then finding each incoming peer with an early-exit
     /// scan, were most of a shuffle's integration (mispredicted branches).
     fn mask_of(&self, peer: &P) -> u64 {
-        debug_assert!(self.peers.len() <= 64);
-        self.peers.iter().enumerate().fold(0, |bits, (i, p)| bits | u64::from(p == peer) << i)
+        super::eq_mask::equal_mask(&self.peers, peer)
     }
 
     fn position(&self, peer: &P) -> Option<usize> {
