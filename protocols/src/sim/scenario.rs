@@ -280,7 +280,7 @@ struct Aggregate {
 
 impl Aggregate {
     fn add(&mut self, net: &mut Network, id: MessageId) -> f64 {
-        let r = net.tracker.result(id, net.alive_mask());
+        let r = net.tracker.result(id, &net.alive_mask());
         net.tracker.forget(id);
         self.reliability.push(r.reliability);
         if let Some(rmr) = r.rmr {
@@ -405,7 +405,7 @@ fn crash(
         for _ in 0..10 {
             let sender = random_alive(net);
             let id = broadcast_and_settle(net, sender);
-            let r = net.tracker.result(id, net.alive_mask()).reliability;
+            let r = net.tracker.result(id, &net.alive_mask()).reliability;
             net.tracker.forget(id);
             all &= r >= pre_level;
         }
