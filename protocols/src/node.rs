@@ -98,10 +98,10 @@ impl<P: PeerId> Node<P> {
         self.hyparview.heap()
     }
 
-    /// The passive view's lists whole (prefetch hints for the simulator, for the messages
-    /// that integrate a shuffle).
-    pub(crate) fn passive_ranges(&self) -> [(*const u8, usize); 2] {
-        self.hyparview.passive_ranges()
+    /// What integrating a shuffle reads from the heap (prefetch hints for the simulator, for
+    /// the messages that end a walk).
+    pub(crate) fn shuffle_end_ranges(&self) -> [(*const u8, usize); 3] {
+        self.hyparview.shuffle_end_ranges()
     }
 }
 

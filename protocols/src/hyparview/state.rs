@@ -167,9 +167,14 @@ impl<P: PeerId> State<P> {
         [self.active.as_ptr().cast(), peers, records, self.churn_ms.as_slices().0.as_ptr().cast()]
     }
 
-    /// The passive view's lists whole (see `PassiveView::heap_ranges`).
-    pub(crate) fn passive_ranges(&self) -> [(*const u8, usize); 2] {
-        self.passive.heap_ranges()
+    /// What the end of a shuffle walk reads besides the views' first lines, as (start,
+    /// bytes): the passive view's lists whole (see `PassiveView::heap_ranges`) and the sample
+    /// this node sent on its own last walk, which a reply prefers to evict (prefetch hints for
+    /// the simulator).
+    pub(crate) fn shuffle_end_ranges(&self) -> [(*const u8, usize); 3] {
+        let [peers, records] = self.passive.heap_ranges();
+        let sent = &self.last_shuffle_sample;
+        [peers, records, (sent.as_ptr().cast(), size_of_val(sent.as_slice()))]
     }
 
     /// Creates the membership state of node `me`.

@@ -635,14 +635,18 @@ impl Network {
                 for p in node.heap() {
                     prefetch::line(p);
                 }
-                // A message that ends a shuffle walk evicts random passive entries, and closes
-                // the temporary link to the walk's other end: the whole view then, and the
-                // other end's links (the slot was prefetched five events ago).
+                // A message that ends a shuffle walk integrates the peers it carries (a list
+                // the walk's origin wrote thousands of events ago) into the passive view,
+                // evicting random entries or those of the node's own last sample, and closes
+                // the temporary link to the walk's other end: all of these then, and the other
+                // end's links (the slot was prefetched five events ago). At 100,000 nodes the
+                // reads of the carried list and of the last sample were 40 % of `integrate`.
                 let delivery = (e.slot & LOCAL_SLOT == 0)
                     .then(|| self.deliveries.slots.get(e.slot as usize).and_then(Option::as_ref))
                     .flatten();
-                if let Some(other_end) = delivery.and_then(ends_shuffle) {
-                    for (p, bytes) in node.passive_ranges() {
+                if let Some((other_end, carried)) = delivery.and_then(ends_shuffle) {
+                    prefetch::range(carried.as_ptr(), size_of_val(carried));
+                    for (p, bytes) in node.shuffle_end_ranges() {
                         prefetch::range(p, bytes);
                     }
                     let (links, bytes) = self.links.list(other_end);
@@ -759,14 +763,16 @@ fn prefetch_hint(action: &Action) -> u32 {
 }
 
 /// If `delivery` probably ends a shuffle walk (a reply, or a shuffle on its last hop), the
-/// node at the walk's other end: its receiver integrates peers into its passive view and
-/// closes the temporary link to that node. A prefetch hint: a walk also ends early at a node
+/// node at the walk's other end and the peers the message carries: its receiver integrates
+/// them into its passive view and closes the temporary link to that node. A prefetch hint: a walk also ends early at a node
 /// without another active peer, and the link stays if the two are neighbours.
-fn ends_shuffle(delivery: &Delivery) -> Option<NodeIndex> {
+fn ends_shuffle(delivery: &Delivery) -> Option<(NodeIndex, &[NodeIndex])> {
     use crate::hyparview::Message as H;
     match &delivery.message {
-        Message::Hyparview(H::ShuffleReply { .. }) => Some(delivery.from),
-        Message::Hyparview(H::Shuffle { ttl, origin, .. }) if *ttl <= 1 => Some(*origin),
+        Message::Hyparview(H::ShuffleReply { peers }) => Some((delivery.from, peers)),
+        Message::Hyparview(H::Shuffle { ttl, origin, peers }) if *ttl <= 1 => {
+            Some((*origin, peers))
+        }
         _ => None,
     }
 }
