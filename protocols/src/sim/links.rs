@@ -164,6 +164,11 @@ impl Links {
         Self { latency, seed, loss, open: Vec::new(), spill: FxMap::default() }
     }
 
+    /// Makes room for the directions of `nodes` senders (see `Network::reserve`).
+    pub(crate) fn reserve(&mut self, nodes: usize) {
+        self.open.reserve_exact(nodes.saturating_sub(self.open.len()));
+    }
+
     /// One-way latency of the link between `a` and `b`, in µs: a pure function of the seed
     /// and the unordered pair, so no per-link state is needed and both directions agree.
     pub(crate) fn latency_us(&self, a: u32, b: u32) -> u64 {

@@ -215,6 +215,7 @@ fn cycle_us(options: &Options) -> u64 {
 /// papers), then runs `cycles` membership cycles.
 fn build(net: &mut Network, options: &Options, progress: &mut dyn FnMut(Progress)) {
     assert!(options.nodes >= 2, "a cluster needs at least two nodes");
+    net.reserve(options.nodes);
     net.set_membership_frozen(true);
     net.set_background_frozen(true);
     net.add_node();
