@@ -212,10 +212,17 @@ impl<P: PeerId> PassiveView<P> {
     pub(crate) fn sample(&self, count: usize, exclude: &P, rng: &mut Rng) -> Vec<P> {
         // Sized up front: collecting a filter grew the vector four times for a full view.
         let mut peers = Vec::with_capacity(self.peers.len());
-        peers.extend(self.peers.iter().filter(|p| *p != exclude).cloned());
-        rng.shuffle(&mut peers);
-        peers.truncate(count);
+        self.sample_into(count, exclude, rng, &mut peers);
         peers
+    }
+
+    /// [`PassiveView::sample`] appended to `out` (same draws): the entries are shuffled in
+    /// `out`'s tail, which needs room for the whole view until it is truncated.
+    pub(crate) fn sample_into(&self, count: usize, exclude: &P, rng: &mut Rng, out: &mut Vec<P>) {
+        let start = out.len();
+        out.extend(self.peers.iter().filter(|p| *p != exclude).cloned());
+        rng.shuffle(&mut out[start..]);
+        out.truncate(start + count.min(out.len() - start));
     }
 }
 

@@ -695,15 +695,17 @@ impl<P: PeerId> State<P> {
     fn start_shuffle(&mut self, out: &mut Outbox<OutEvent<P>>) {
         let Some(target) = self.rng.choose(&self.active).cloned() else { return };
         let c = &self.config;
-        let mut active: Vec<P> = self.active.iter().filter(|p| **p != target).cloned().collect();
-        self.rng.shuffle(&mut active);
-        active.truncate(c.shuffle_active);
-        let passive_count = c.shuffle_length - 1 - active.len().min(c.shuffle_active);
-        let passive = self.passive.sample(passive_count, &target, &mut self.rng);
-        let mut peers = Vec::with_capacity(c.shuffle_length);
+        // One buffer for the message: the origin, then the active and passive samples, each
+        // shuffled in place in the buffer's tail (the same draws as separate vectors, without
+        // allocating two of them per walk). Sized for both whole views so that it never
+        // grows; a walk lasts a few round trips, so few are in flight at once.
+        let mut peers = Vec::with_capacity(1 + self.active.len() + self.passive.len());
         peers.push(self.me.clone());
-        peers.extend(active);
-        peers.extend(passive);
+        peers.extend(self.active.iter().filter(|p| **p != target).cloned());
+        self.rng.shuffle(&mut peers[1..]);
+        peers.truncate(1 + c.shuffle_active);
+        let passive_count = c.shuffle_length - 1 - (peers.len() - 1).min(c.shuffle_active);
+        self.passive.sample_into(passive_count, &target, &mut self.rng, &mut peers);
         self.last_shuffle_sample = peers[1..].to_vec();
         self.stats.shuffles_started += 1;
         let ttl = c.shuffle_ttl;
