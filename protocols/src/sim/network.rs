@@ -151,7 +151,10 @@ pub struct Network {
     locals: Slab<Local>,
     /// Events queued that count as activity ([`counts_as_activity`]): quiescent at 0.
     activity: u64,
-    nodes: Vec<Option<Node<NodeIndex>>>,
+    /// Every node's state, by index; a crashed node's is replaced by an empty one (see
+    /// [`Network::crash`]). Not an `Option`: the simulator's prefetch would have to read the
+    /// option's tag, which the compiler places wherever a field's niche happens to be.
+    nodes: Vec<Node<NodeIndex>>,
     /// Partition group of each live node, [`DEAD`] for a crashed one: a message goes through
     /// when both ends hold the same value. One byte read per end instead of a liveness flag
     /// and a group from two arrays (two cache misses per message at 100,000 nodes).
@@ -273,7 +276,7 @@ impl Network {
 
     /// The node state, if alive.
     pub fn node(&self, i: NodeIndex) -> Option<&Node<NodeIndex>> {
-        self.nodes[i as usize].as_ref()
+        self.is_alive(i).then(|| &self.nodes[i as usize])
     }
 
     /// The simulation's own RNG (scenario decisions).
@@ -307,12 +310,10 @@ impl Network {
         let now = self.now(i);
         let node =
             Node::with_shared_config(i, u64::from(i), &self.node_config, Rng::from_seed(seed), now);
-        self.nodes.push(Some(node));
+        self.nodes.push(node);
         self.side.push(0);
         self.live.push(i);
-        if let Some(node) = self.nodes[i as usize].as_mut() {
-            node.start(now, &mut self.outbox);
-        }
+        self.nodes[i as usize].start(now, &mut self.outbox);
         self.process_outputs(i);
         i
     }
@@ -330,7 +331,8 @@ impl Network {
     /// Broadcasts from `i` and tracks the message. Returns its id.
     pub fn broadcast(&mut self, i: NodeIndex, payload: Bytes) -> MessageId {
         let now = self.now(i);
-        let node = self.nodes[i as usize].as_mut().expect("broadcast from a dead node");
+        assert!(self.is_alive(i), "broadcast from a dead node");
+        let node = &mut self.nodes[i as usize];
         let id = node
             .broadcast(now, Tag::APPLICATION_MIN, payload, &mut self.outbox)
             .expect("simulator payloads are within limits");
@@ -342,7 +344,8 @@ impl Network {
     /// Registers a service on node `i`.
     pub fn register(&mut self, i: NodeIndex, name: &str, reg_id: u64) {
         let now = self.now(i);
-        let node = self.nodes[i as usize].as_mut().expect("register on a dead node");
+        assert!(self.is_alive(i), "register on a dead node");
+        let node = &mut self.nodes[i as usize];
         node.register_service(now, name, reg_id, Bytes::new(), &mut self.outbox)
             .expect("simulator registrations are valid");
         self.process_outputs(i);
@@ -353,9 +356,7 @@ impl Network {
             return;
         }
         let now = self.now(i);
-        if let Some(node) = self.nodes[i as usize].as_mut() {
-            node.handle(now, event, &mut self.outbox);
-        }
+        self.nodes[i as usize].handle(now, event, &mut self.outbox);
         self.process_outputs(i);
     }
 
@@ -369,7 +370,6 @@ impl Network {
         self.live.retain(|i| side[*i as usize] != DEAD);
         let mut notices = Vec::new();
         for (i, node) in self.nodes.iter().enumerate() {
-            let Some(node) = node else { continue };
             if self.side[i] == DEAD {
                 continue;
             }
@@ -380,8 +380,17 @@ impl Network {
                 }
             }
         }
+        let now = self.now(0);
         for v in victims {
-            self.nodes[*v as usize] = None;
+            // The state is dropped; an empty node holds the place (it never runs again: every
+            // input checks liveness first).
+            self.nodes[*v as usize] = Node::with_shared_config(
+                *v,
+                u64::from(*v),
+                &self.node_config,
+                Rng::from_seed(0),
+                now,
+            );
         }
         for (node, peer) in notices {
             self.schedule_failure(node, peer);
@@ -400,7 +409,9 @@ impl Network {
         }
         let mut notices = Vec::new();
         for (i, node) in self.nodes.iter().enumerate() {
-            let Some(node) = node else { continue };
+            if self.side[i] == DEAD {
+                continue;
+            }
             let hv = node.hyparview();
             for peer in hv.active_view().iter().chain(hv.pending_peers()) {
                 if group[*peer as usize] != group[i] {
@@ -589,9 +600,8 @@ impl Network {
             }
             Action::Discover { node } => {
                 let active_size = self.options.node.hyparview.active_size;
-                let short = self.nodes[node as usize]
-                    .as_ref()
-                    .is_some_and(|n| n.hyparview().active_view().len() < active_size);
+                let short = self.is_alive(node)
+                    && self.nodes[node as usize].hyparview().active_view().len() < active_size;
                 if short && self.live.len() > 1 {
                     let mut contact = node;
                     while contact == node {
@@ -632,11 +642,7 @@ impl Network {
                 prefetch::line(self.locals.slots.as_ptr().wrapping_add(i));
             }
             let (n, layer) = decode_hint(e.hint);
-            // The node's bytes start the `Option` (niche layout); were it otherwise, the hints
-            // would only be wasted.
             let node = self.nodes.as_ptr().wrapping_add(n as usize).cast::<u8>();
-            // The first line holds the `Option`'s tag, which the second stage reads.
-            prefetch::line(node);
             let (offset, len) = Node::<NodeIndex>::hot_range(layer);
             prefetch::range(node.wrapping_add(offset), len);
             let (links, bytes) = self.links.list(n);
@@ -644,7 +650,7 @@ impl Network {
         }
         if let Some(e) = self.queue.ahead(HEAP_AHEAD) {
             let (n, _) = decode_hint(e.hint);
-            if let Some(node) = self.nodes.get(n as usize).and_then(Option::as_ref) {
+            if let Some(node) = self.nodes.get(n as usize) {
                 for p in node.heap() {
                     prefetch::line(p);
                 }
@@ -721,7 +727,9 @@ impl Network {
     /// Whether some live node still waits for a JOIN or NEIGHBOR answer (membership repair in
     /// progress).
     pub fn repair_in_progress(&self) -> bool {
-        self.nodes.iter().flatten().any(|n| n.hyparview().pending_peers().next().is_some())
+        self.live
+            .iter()
+            .any(|i| self.nodes[*i as usize].hyparview().pending_peers().next().is_some())
     }
 
     /// Open link directions (memory accounting).
@@ -737,10 +745,8 @@ impl Network {
     /// Active-view adjacency of live nodes: node → its active view.
     pub fn active_views(&self) -> BTreeMap<NodeIndex, Vec<NodeIndex>> {
         let mut map = BTreeMap::new();
-        for (i, node) in self.nodes.iter().enumerate() {
-            if let Some(node) = node {
-                map.insert(i as NodeIndex, node.hyparview().active_view().to_vec());
-            }
+        for i in &self.live {
+            map.insert(*i, self.nodes[*i as usize].hyparview().active_view().to_vec());
         }
         map
     }
