@@ -92,10 +92,15 @@ impl<P: PeerId> Node<P> {
         }
     }
 
-    /// Where the membership views' entries live (prefetch hints for the simulator: nearly
-    /// every input reads the active view).
-    pub(crate) fn heap(&self) -> [*const u8; 4] {
-        self.hyparview.heap()
+    /// Where the heap data an input for `layer` reads first lives (prefetch hints for the
+    /// simulator): the membership views for HyParView and the registry (whose inputs mostly
+    /// follow membership), the neighbour sets, announcement queue and newest cache entry for
+    /// Plumtree.
+    pub(crate) fn heap(&self, layer: Layer) -> [*const u8; 4] {
+        match layer {
+            Layer::Plumtree => self.plumtree.heap(),
+            Layer::Hyparview | Layer::Registry => self.hyparview.heap(),
+        }
     }
 
     /// What integrating a shuffle reads from the heap (prefetch hints for the simulator, for

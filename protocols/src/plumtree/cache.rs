@@ -78,6 +78,11 @@ impl<P> MessageCache<P> {
         self.entries.len()
     }
 
+    /// Where the newest entry is (a prefetch hint; dangling but harmless when empty).
+    pub(super) fn newest(&self) -> *const u8 {
+        self.entries.back().map_or(std::ptr::null(), |e| std::ptr::from_ref(e).cast())
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

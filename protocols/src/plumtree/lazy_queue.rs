@@ -16,6 +16,11 @@ pub(super) struct LazyQueue<P> {
 }
 
 impl<P: Ord + Clone> LazyQueue<P> {
+    /// Where the per-peer queues live (a prefetch hint).
+    pub(super) fn heap(&self) -> *const u8 {
+        self.queues.as_ptr().cast()
+    }
+
     pub(super) fn new(len_max: usize) -> Self {
         assert!(len_max > 0, "an IHAVE batch holds at least one announcement");
         Self { queues: Vec::new(), len_max }

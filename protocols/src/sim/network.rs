@@ -649,9 +649,9 @@ impl Network {
             prefetch::range(links, bytes);
         }
         if let Some(e) = self.queue.ahead(HEAP_AHEAD) {
-            let (n, _) = decode_hint(e.hint);
+            let (n, layer) = decode_hint(e.hint);
             if let Some(node) = self.nodes.get(n as usize) {
-                for p in node.heap() {
+                for p in node.heap(layer) {
                     prefetch::line(p);
                 }
                 // A message that ends a shuffle walk integrates the peers it carries (a list
