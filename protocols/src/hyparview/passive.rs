@@ -19,12 +19,39 @@ pub struct PassiveEntry<P> {
     pub refreshed_ms: u64,
 }
 
-/// Failure bookkeeping of one passive peer (the fields of [`PassiveEntry`] but the peer).
+/// Failure bookkeeping of one passive peer (the fields of [`PassiveEntry`] but the peer), in
+/// 16 bytes: the failure count shares a word with the backoff deadline. With a separate byte
+/// the record took 24 bytes (padding), and the end of every shuffle walk, which touches
+/// records all over a full view, read 12 cache lines of them instead of 8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Record {
-    pub(crate) fail_count: u8,
-    pub(crate) backoff_until_ms: u64,
     pub(crate) refreshed_ms: u64,
+    /// `backoff_until_ms` in the low [`Record::TIME_BITS`] bits, `fail_count` above.
+    backoff_and_fails: u64,
+}
+
+impl Record {
+    /// Bits of a backoff deadline: local monotonic times up to 2^56 ms (2.2 million years);
+    /// a later deadline is kept as that maximum, i.e. still "not before the end of time".
+    const TIME_BITS: u32 = 56;
+    const TIME_MAX_MS: u64 = (1 << Self::TIME_BITS) - 1;
+
+    fn new(refreshed_ms: u64) -> Self {
+        Self { refreshed_ms, backoff_and_fails: 0 }
+    }
+
+    pub(crate) fn fail_count(&self) -> u8 {
+        (self.backoff_and_fails >> Self::TIME_BITS) as u8
+    }
+
+    pub(crate) fn backoff_until_ms(&self) -> u64 {
+        self.backoff_and_fails & Self::TIME_MAX_MS
+    }
+
+    fn set(&mut self, fail_count: u8, backoff_until_ms: u64) {
+        self.backoff_and_fails =
+            u64::from(fail_count) << Self::TIME_BITS | backoff_until_ms.min(Self::TIME_MAX_MS);
+    }
 }
 
 /// Bounded passive view. Order is insertion order; lookups are linear (the view holds tens of
@@ -145,7 +172,7 @@ impl<P: PeerId> PassiveView<P> {
                 }
             }
             self.peers.push(peer);
-            self.records.push(Record { fail_count: 0, backoff_until_ms: 0, refreshed_ms: now_ms });
+            self.records.push(Record::new(now_ms));
             debug_assert!(self.peers.len() <= self.len_max);
         }
     }
@@ -170,20 +197,22 @@ impl<P: PeerId> PassiveView<P> {
     ) -> bool {
         let Some(i) = self.position(peer) else { return false };
         let record = &mut self.records[i];
-        record.fail_count = record.fail_count.saturating_add(1);
-        if record.fail_count >= max_fail_count {
+        let fail_count = record.fail_count().saturating_add(1);
+        if fail_count >= max_fail_count {
             self.swap_remove(i);
             return true;
         }
-        record.backoff_until_ms =
-            now_ms + backoff_ms(record.fail_count, base_backoff_ms, backoff_max_ms);
+        let until_ms =
+            now_ms.saturating_add(backoff_ms(fail_count, base_backoff_ms, backoff_max_ms));
+        record.set(fail_count, until_ms);
         false
     }
 
     /// Pushes back a candidate that is alive but declined (no failure counted).
     pub(crate) fn defer(&mut self, peer: &P, until_ms: u64) {
         if let Some(i) = self.position(peer) {
-            self.records[i].backoff_until_ms = self.records[i].backoff_until_ms.max(until_ms);
+            let record = &mut self.records[i];
+            record.set(record.fail_count(), record.backoff_until_ms().max(until_ms));
         }
     }
 
@@ -192,7 +221,7 @@ impl<P: PeerId> PassiveView<P> {
     pub(crate) fn cleanup(&mut self, now_ms: u64, max_age_ms: u64, max_fail_count: u8) -> usize {
         let before = self.peers.len();
         let keep = |r: &Record| {
-            r.fail_count < max_fail_count && now_ms.saturating_sub(r.refreshed_ms) <= max_age_ms
+            r.fail_count() < max_fail_count && now_ms.saturating_sub(r.refreshed_ms) <= max_age_ms
         };
         // The order of the survivors is kept, as `Vec::retain` would.
         let mut kept = 0;
@@ -229,8 +258,8 @@ impl<P: PeerId> PassiveView<P> {
 fn entry<P: Clone>(peer: &P, r: &Record) -> PassiveEntry<P> {
     PassiveEntry {
         peer: peer.clone(),
-        fail_count: r.fail_count,
-        backoff_until_ms: r.backoff_until_ms,
+        fail_count: r.fail_count(),
+        backoff_until_ms: r.backoff_until_ms(),
         refreshed_ms: r.refreshed_ms,
     }
 }
@@ -277,6 +306,20 @@ mod tests {
             prop_assert_eq!(batched.entries(), sequential.entries());
             prop_assert_eq!(rng_b.next_u64(), rng_s.next_u64());
         }
+    }
+
+    #[test]
+    fn a_record_keeps_its_count_and_deadline_in_16_bytes() {
+        assert_eq!(size_of::<Record>(), 16);
+        let mut r = Record::new(7);
+        assert_eq!((r.fail_count(), r.backoff_until_ms(), r.refreshed_ms), (0, 0, 7));
+        r.set(u8::MAX, Record::TIME_MAX_MS);
+        assert_eq!((r.fail_count(), r.backoff_until_ms()), (u8::MAX, Record::TIME_MAX_MS));
+        r.set(3, 1_767_225_600_000);
+        assert_eq!((r.fail_count(), r.backoff_until_ms()), (3, 1_767_225_600_000));
+        // A deadline past the representable range stays the latest one, count untouched.
+        r.set(4, u64::MAX);
+        assert_eq!((r.fail_count(), r.backoff_until_ms()), (4, Record::TIME_MAX_MS));
     }
 
     #[test]

@@ -630,7 +630,7 @@ impl<P: PeerId> State<P> {
         candidates.extend(
             self.passive
                 .iter()
-                .filter(|(_, r)| r.fail_count > 0 && r.backoff_until_ms <= now_ms)
+                .filter(|(_, r)| r.fail_count() > 0 && r.backoff_until_ms() <= now_ms)
                 .map(|(peer, _)| peer.clone()),
         );
         candidates.retain(|p| !self.active.contains(p) && !self.pending.contains_key(p));
@@ -731,10 +731,9 @@ impl<P: PeerId> State<P> {
                 if self.pending.contains_key(peer) || self.active.contains(peer) {
                     continue;
                 }
-                if r.backoff_until_ms > now_ms {
-                    next_backoff_ms = Some(
-                        next_backoff_ms.map_or(r.backoff_until_ms, |t| t.min(r.backoff_until_ms)),
-                    );
+                if r.backoff_until_ms() > now_ms {
+                    let until_ms = r.backoff_until_ms();
+                    next_backoff_ms = Some(next_backoff_ms.map_or(until_ms, |t| t.min(until_ms)));
                     continue;
                 }
                 eligible.push(peer);
