@@ -547,7 +547,8 @@ impl Network {
             }
             Message::Registry(_) => self.counts.registry += 1,
         }
-        // The sender is alive, so equal sides mean the receiver is alive too.
+        // The sender is alive (only live nodes run), so equal sides mean the receiver is too.
+        assert!(self.side[from as usize] != DEAD, "a crashed node sent a message");
         if self.side[to as usize] != self.side[from as usize] {
             self.schedule_failure(from, to);
             return;
