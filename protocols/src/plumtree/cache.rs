@@ -78,7 +78,7 @@ impl<P> MessageCache<P> {
         self.entries.len()
     }
 
-    /// Where the newest entry is (a prefetch hint; dangling but harmless when empty).
+    /// Where the newest entry is (a prefetch hint; null when the cache is empty).
     pub(super) fn newest(&self) -> *const u8 {
         self.entries.back().map_or(std::ptr::null(), |e| std::ptr::from_ref(e).cast())
     }

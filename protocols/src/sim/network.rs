@@ -652,7 +652,8 @@ impl Network {
         if let Some(e) = self.queue.ahead(HEAP_AHEAD) {
             let (n, layer) = decode_hint(e.hint);
             if let Some(node) = self.nodes.get(n as usize) {
-                for p in node.heap(layer) {
+                // Null where a layer has nothing to point at (an empty cache, a large map).
+                for p in node.heap(layer).into_iter().filter(|p| !p.is_null()) {
                     prefetch::line(p);
                 }
                 // A message that ends a shuffle walk integrates the peers it carries (a list
