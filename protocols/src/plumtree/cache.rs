@@ -100,17 +100,23 @@ impl<P> MessageCache<P> {
     }
 
     fn position(&self, id: &MessageId) -> Option<usize> {
+        self.position_hashed(self.hasher.hash_one(id), id)
+    }
+
+    /// [`MessageCache::position`] with the id's hash already computed (a keyed hash costs
+    /// about as much as the probe it feeds).
+    fn position_hashed(&self, hash: u64, id: &MessageId) -> Option<usize> {
         let (entries, front) = (&self.entries, self.front_seq);
-        let seq = self.index.find(self.hasher.hash_one(id), |seq| {
-            entries[seq.wrapping_sub(front) as usize].0 == *id
-        })?;
+        let seq =
+            self.index.find(hash, |seq| entries[seq.wrapping_sub(front) as usize].0 == *id)?;
         Some(seq.wrapping_sub(front) as usize)
     }
 
     /// Inserts a message not yet cached, evicting the oldest entries first when full. Returns
     /// how many were evicted for room.
     pub(super) fn insert(&mut self, id: MessageId, message: CachedMessage<P>) -> usize {
-        assert!(!self.contains(&id), "cache insert of an id already cached");
+        let hash = self.hasher.hash_one(id);
+        assert!(self.position_hashed(hash, &id).is_none(), "cache insert of an id already cached");
         if let Some((_, newest)) = self.entries.back() {
             assert!(newest.received_ms <= message.received_ms, "now_ms went backwards");
         }
@@ -132,7 +138,7 @@ impl<P> MessageCache<P> {
         let seq = self.front_seq.wrapping_add(self.entries.len() as u32);
         self.entries.push_back((id, message));
         let (entries, front, hasher) = (&self.entries, self.front_seq, &self.hasher);
-        self.index.insert_unique(hasher.hash_one(id), seq, |seq| {
+        self.index.insert_unique(hash, seq, |seq| {
             hasher.hash_one(entries[seq.wrapping_sub(front) as usize].0)
         });
         debug_assert_eq!(self.index.len(), self.entries.len());
