@@ -115,11 +115,6 @@ impl<P> Default for Store<P> {
 pub(crate) type Snapshot<P> = BTreeMap<P, (OwnerStatus, BTreeMap<(String, u64), Value>)>;
 
 impl<P: PeerId> Store<P> {
-    /// Where the owner records live (a prefetch hint, see [`CompactMap::heap`]).
-    pub(crate) fn heap(&self) -> *const u8 {
-        self.owners.heap()
-    }
-
     /// The record of `owner`.
     pub(crate) fn record(&self, owner: &P) -> Option<&OwnerRecord> {
         self.owners.get(owner)

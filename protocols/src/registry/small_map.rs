@@ -48,15 +48,6 @@ impl<'a, K, V> Iterator for Iter<'a, K, V> {
 }
 
 impl<K: Ord, V> CompactMap<K, V> {
-    /// Where the entries of a small map live (a prefetch hint; null for a large one, whose
-    /// nodes cannot be reached without reading them).
-    pub(crate) fn heap(&self) -> *const u8 {
-        match self {
-            Self::Small(v) => v.as_ptr().cast(),
-            Self::Large(_) => std::ptr::null(),
-        }
-    }
-
     pub(crate) fn new() -> Self {
         Self::default()
     }

@@ -77,13 +77,6 @@ pub struct State<P> {
     pub(super) stats: Stats,
 }
 
-impl<P: PeerId> State<P> {
-    /// Where the owner records live (a prefetch hint for the simulator).
-    pub(crate) fn heap(&self) -> *const u8 {
-        self.store.heap()
-    }
-}
-
 impl<P: PeerId + Wire> State<P> {
     /// A replica for node `local`, alive at `incarnation` (the node passes its start wall time
     /// in ms, so a restarted node outranks its previous life), with decoding bounds

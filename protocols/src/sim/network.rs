@@ -652,7 +652,7 @@ impl Network {
         if let Some(e) = self.queue.ahead(HEAP_AHEAD) {
             let (n, layer) = decode_hint(e.hint);
             if let Some(node) = self.nodes.get(n as usize) {
-                // Null where a layer has nothing to point at (an empty cache, a large map).
+                // Null where a layer has nothing to point at (an empty message cache).
                 for p in node.heap(layer).into_iter().filter(|p| !p.is_null()) {
                     prefetch::line(p);
                 }
