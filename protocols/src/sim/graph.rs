@@ -39,20 +39,17 @@ pub(crate) fn measure(
     // Views by node index (empty for nodes not in `views`): one indexed read per edge where a
     // map lookup per edge was most of a 100,000-node measurement.
     let by_index = index_views(views);
-    let present = |b: &NodeIndex| by_index.get(*b as usize).is_some_and(Option::is_some);
     let mut in_degree = vec![0u64; by_index.len()];
     let mut edges = 0u64;
     let mut symmetric = 0u64;
-    for (a, view) in views {
-        for b in view.iter().filter(|b| present(b)) {
-            edges += 1;
-            in_degree[*b as usize] += 1;
-            if by_index[*b as usize].is_some_and(|back| back.contains(a)) {
-                symmetric += 1;
-            }
+    for (a, b) in present_edges(&by_index) {
+        edges += 1;
+        in_degree[b as usize] += 1;
+        if by_index[b as usize].is_some_and(|back| back.contains(&a)) {
+            symmetric += 1;
         }
     }
-    let undirected = undirected(views);
+    let undirected = undirected_indexed(&by_index);
     let mut histogram = Vec::new();
     let mut at_size = 0u64;
     for i in &nodes {
@@ -105,6 +102,19 @@ fn index_views(views: &BTreeMap<NodeIndex, Vec<NodeIndex>>) -> Vec<Option<&[Node
     by_index
 }
 
+/// Every directed edge (a, b) of the indexed views whose far end is present, in ascending
+/// order of `a` then view order (the order of iterating the map of views).
+fn present_edges<'a>(
+    by_index: &'a [Option<&'a [NodeIndex]>],
+) -> impl Iterator<Item = (NodeIndex, NodeIndex)> + 'a {
+    let present = |b: &&NodeIndex| by_index.get(**b as usize).is_some_and(Option::is_some);
+    by_index
+        .iter()
+        .enumerate()
+        .filter_map(|(a, view)| view.map(|v| (a as NodeIndex, v)))
+        .flat_map(move |(a, view)| view.iter().filter(present).map(move |b| (a, *b)))
+}
+
 /// An undirected graph over node indices in compressed form: the neighbours of `v` are
 /// `targets[offsets[v]..offsets[v + 1]]`, sorted and deduplicated. One allocation for all
 /// the lists, which a breadth-first search over 100,000 nodes reads in order instead of
@@ -129,16 +139,17 @@ impl Adjacency {
 /// Undirected adjacency of the overlay between the nodes present in `views` (links to nodes
 /// not in it — crashed, not yet detected — are left out), indexed by node, sorted, deduplicated.
 pub(crate) fn undirected(views: &BTreeMap<NodeIndex, Vec<NodeIndex>>) -> Adjacency {
-    let by_index = index_views(views);
+    undirected_indexed(&index_views(views))
+}
+
+/// [`undirected`] of views already indexed by node.
+fn undirected_indexed(by_index: &[Option<&[NodeIndex]>]) -> Adjacency {
     let len = by_index.len();
-    let present = |b: &NodeIndex| by_index.get(*b as usize).is_some_and(Option::is_some);
     // Both directions of every link, duplicates included, counted then placed.
     let mut degree = vec![0usize; len];
-    for (a, view) in views {
-        for b in view.iter().filter(|b| present(b)) {
-            degree[*a as usize] += 1;
-            degree[*b as usize] += 1;
-        }
+    for (a, b) in present_edges(by_index) {
+        degree[a as usize] += 1;
+        degree[b as usize] += 1;
     }
     let mut offsets = Vec::with_capacity(len + 1);
     offsets.push(0);
@@ -147,13 +158,11 @@ pub(crate) fn undirected(views: &BTreeMap<NodeIndex, Vec<NodeIndex>>) -> Adjacen
     }
     let mut fill = offsets[..len].to_vec();
     let mut targets = vec![0; offsets[len]];
-    for (a, view) in views {
-        for b in view.iter().filter(|b| present(b)) {
-            targets[fill[*a as usize]] = *b;
-            fill[*a as usize] += 1;
-            targets[fill[*b as usize]] = *a;
-            fill[*b as usize] += 1;
-        }
+    for (a, b) in present_edges(by_index) {
+        targets[fill[a as usize]] = b;
+        fill[a as usize] += 1;
+        targets[fill[b as usize]] = a;
+        fill[b as usize] += 1;
     }
     // Sort and deduplicate each list, compacting them towards the front.
     let mut write = 0;
