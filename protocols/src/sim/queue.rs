@@ -26,9 +26,9 @@ pub(crate) struct Entry {
 }
 
 /// Entries [`EventQueue::ahead`] can see: `current` is topped up from the next buckets
-/// whenever it holds this many or fewer (within [`TOPUP_MS_MAX`]), so the driver's prefetch distance is also covered
-/// across a millisecond boundary (otherwise the first events of every bucket, about a fifth
-/// of them at 30,000 nodes, ran without their prefetch).
+/// whenever it holds this many or fewer (within [`TOPUP_MS_MAX`]), so the driver's prefetch
+/// distance is also covered across a millisecond boundary (otherwise the first events of
+/// every bucket, about a fifth of them at 30,000 nodes, ran without their prefetch).
 pub(crate) const LOOKAHEAD: usize = 8;
 
 /// Furthest the top-up reaches past the next event, in ms. A push at or before `current_ms`
