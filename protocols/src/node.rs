@@ -19,6 +19,7 @@ use bytes::Bytes;
 pub use outbox::NodeOutbox;
 pub use types::{
     BroadcastError, Config, ConfigError, Event, InEvent, Message, OutEvent, SharedConfig, Timer,
+    MESSAGE_KINDS, MESSAGE_KIND_COUNT,
 };
 
 use crate::hyparview;

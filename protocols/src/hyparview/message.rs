@@ -62,16 +62,32 @@ pub enum Message<P> {
 }
 
 impl<P> Message<P> {
+    /// Every [`Message::kind`], by [`Message::kind_index`].
+    pub const KINDS: [&'static str; 7] = [
+        "join",
+        "forward_join",
+        "neighbor",
+        "neighbor_reply",
+        "disconnect",
+        "shuffle",
+        "shuffle_reply",
+    ];
+
     /// Short name for logs and metrics.
     pub fn kind(&self) -> &'static str {
+        Self::KINDS[self.kind_index()]
+    }
+
+    /// Position of [`Message::kind`] in [`Message::KINDS`] (counters indexed by kind).
+    pub fn kind_index(&self) -> usize {
         match self {
-            Self::Join => "join",
-            Self::ForwardJoin { .. } => "forward_join",
-            Self::Neighbor { .. } => "neighbor",
-            Self::NeighborReply { .. } => "neighbor_reply",
-            Self::Disconnect { .. } => "disconnect",
-            Self::Shuffle { .. } => "shuffle",
-            Self::ShuffleReply { .. } => "shuffle_reply",
+            Self::Join => 0,
+            Self::ForwardJoin { .. } => 1,
+            Self::Neighbor { .. } => 2,
+            Self::NeighborReply { .. } => 3,
+            Self::Disconnect { .. } => 4,
+            Self::Shuffle { .. } => 5,
+            Self::ShuffleReply { .. } => 6,
         }
     }
 }

@@ -17,13 +17,45 @@ pub enum Message<P> {
     Registry(registry::Message<P>),
 }
 
+/// Kinds of HyParView messages (the first of [`MESSAGE_KINDS`]).
+const HYPARVIEW_KINDS: usize = hyparview::Message::<()>::KINDS.len();
+/// Kinds of Plumtree messages (after HyParView's in [`MESSAGE_KINDS`]).
+const PLUMTREE_KINDS: usize = plumtree::Message::KINDS.len();
+/// Kinds of every layer's messages.
+pub const MESSAGE_KIND_COUNT: usize =
+    HYPARVIEW_KINDS + PLUMTREE_KINDS + registry::Message::<()>::KINDS.len();
+
+/// Every [`Message::kind`], by [`Message::kind_index`]: HyParView's, Plumtree's, then the
+/// registry's, each in its layer's order.
+pub const MESSAGE_KINDS: [&str; MESSAGE_KIND_COUNT] = {
+    let mut all = [""; MESSAGE_KIND_COUNT];
+    let mut i = 0;
+    while i < MESSAGE_KIND_COUNT {
+        all[i] = if i < HYPARVIEW_KINDS {
+            hyparview::Message::<()>::KINDS[i]
+        } else if i < HYPARVIEW_KINDS + PLUMTREE_KINDS {
+            plumtree::Message::KINDS[i - HYPARVIEW_KINDS]
+        } else {
+            registry::Message::<()>::KINDS[i - HYPARVIEW_KINDS - PLUMTREE_KINDS]
+        };
+        i += 1;
+    }
+    all
+};
+
 impl<P> Message<P> {
     /// `protocol.kind` for logs and metric labels.
     pub fn kind(&self) -> &'static str {
+        MESSAGE_KINDS[self.kind_index()]
+    }
+
+    /// Position of [`Message::kind`] in [`MESSAGE_KINDS`]: counters kept per kind index a
+    /// fixed array instead of looking the name up (the simulator counts every message).
+    pub fn kind_index(&self) -> usize {
         match self {
-            Self::Hyparview(m) => m.kind(),
-            Self::Plumtree(m) => m.kind(),
-            Self::Registry(m) => m.kind(),
+            Self::Hyparview(m) => m.kind_index(),
+            Self::Plumtree(m) => HYPARVIEW_KINDS + m.kind_index(),
+            Self::Registry(m) => HYPARVIEW_KINDS + PLUMTREE_KINDS + m.kind_index(),
         }
     }
 }

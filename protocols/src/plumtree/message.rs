@@ -68,13 +68,21 @@ pub enum Message {
 }
 
 impl Message {
+    /// Every [`Message::kind`], by [`Message::kind_index`].
+    pub const KINDS: [&'static str; 4] = ["gossip", "ihave", "graft", "prune"];
+
     /// Short name for logs and metrics.
     pub fn kind(&self) -> &'static str {
+        Self::KINDS[self.kind_index()]
+    }
+
+    /// Position of [`Message::kind`] in [`Message::KINDS`] (counters indexed by kind).
+    pub fn kind_index(&self) -> usize {
         match self {
-            Self::Gossip(_) => "gossip",
-            Self::IHave(_) => "ihave",
-            Self::Graft { .. } => "graft",
-            Self::Prune => "prune",
+            Self::Gossip(_) => 0,
+            Self::IHave(_) => 1,
+            Self::Graft { .. } => 2,
+            Self::Prune => 3,
         }
     }
 }

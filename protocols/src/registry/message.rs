@@ -388,12 +388,21 @@ pub enum Message<P> {
 }
 
 impl<P> Message<P> {
+    /// Every [`Message::kind`], by [`Message::kind_index`].
+    pub const KINDS: [&'static str; 3] =
+        ["registry_digest", "registry_sync", "registry_sync_request"];
+
     /// Short name for logs and metrics.
     pub fn kind(&self) -> &'static str {
+        Self::KINDS[self.kind_index()]
+    }
+
+    /// Position of [`Message::kind`] in [`Message::KINDS`] (counters indexed by kind).
+    pub fn kind_index(&self) -> usize {
         match self {
-            Self::Digest { .. } => "registry_digest",
-            Self::Sync { .. } => "registry_sync",
-            Self::SyncRequest { .. } => "registry_sync_request",
+            Self::Digest { .. } => 0,
+            Self::Sync { .. } => 1,
+            Self::SyncRequest { .. } => 2,
         }
     }
 }

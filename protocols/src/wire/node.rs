@@ -184,6 +184,29 @@ mod tests {
         }
     }
 
+    /// Every kind index is distinct, in range, and names the layer's kind: the simulator's
+    /// per-kind counters index an array with it.
+    #[test]
+    fn kind_indices_name_each_kind_once() {
+        let mut seen = [false; crate::node::MESSAGE_KIND_COUNT];
+        for msg in one_of_each(u32::from) {
+            let layer_kind = match &msg {
+                Message::Hyparview(m) => m.kind(),
+                Message::Plumtree(m) => m.kind(),
+                Message::Registry(m) => m.kind(),
+            };
+            assert_eq!(crate::node::MESSAGE_KINDS[msg.kind_index()], layer_kind, "{msg:?}");
+            assert_eq!(msg.kind(), layer_kind);
+            seen[msg.kind_index()] = true;
+        }
+        // Two grafts share a kind: every other message is its own.
+        assert!(seen.iter().all(|s| *s), "a kind without a message: {seen:?}");
+        let mut names = crate::node::MESSAGE_KINDS.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), crate::node::MESSAGE_KIND_COUNT, "kind names are unique");
+    }
+
     #[test]
     fn every_protocol_round_trips_with_node_name_peers() {
         for msg in one_of_each(|i| name(&format!("node-{i}@10.0.0.{i}"))) {
