@@ -25,7 +25,7 @@ pub mod time;
 pub mod wire;
 
 pub use name::{NameError, NodeName};
-pub use outbox::Outbox;
+pub use outbox::{Outbox, Sink};
 pub use peer::PeerId;
 pub use rng::Rng;
 pub use time::Now;

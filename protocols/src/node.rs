@@ -9,6 +9,7 @@
 //! - Every other output is forwarded to the driver unchanged, wrapped in the node's enums.
 
 mod outbox;
+mod router;
 mod types;
 
 #[cfg(test)]
@@ -21,6 +22,8 @@ pub use types::{
     BroadcastError, Config, ConfigError, Event, InEvent, Message, OutEvent, SharedConfig, Timer,
     MESSAGE_KINDS, MESSAGE_KIND_COUNT,
 };
+
+use router::IdMinter;
 
 use crate::hyparview;
 use crate::plumtree::{self, MessageId, Tag};
@@ -61,8 +64,7 @@ pub struct Node<P: PeerId> {
     hyparview: hyparview::State<P>,
     plumtree: plumtree::State<P>,
     registry: registry::State<P>,
-    origin_hash: u64,
-    next_seq: u64,
+    ids: IdMinter,
 }
 
 #[derive(Debug)]
@@ -148,8 +150,7 @@ impl<P: PeerId + Wire> Node<P> {
             hyparview,
             plumtree,
             registry,
-            origin_hash,
-            next_seq,
+            ids: IdMinter { origin_hash, next_seq },
         }
     }
 
@@ -165,7 +166,8 @@ impl<P: PeerId + Wire> Node<P> {
     /// once after `new`.
     pub fn start(&mut self, now: Now, out: &mut NodeOutbox<P>) {
         out.debug_assert_idle();
-        self.registry.start(now, &mut out.registry);
+        let max = out.registry_outputs_max;
+        self.registry.start(now, &mut out.router(&mut self.ids, max, "registry"));
         self.pump(now, out);
     }
 
@@ -215,7 +217,7 @@ impl<P: PeerId + Wire> Node<P> {
             return Err(BroadcastError::PayloadTooLarge { len: payload.len(), len_max: size_max });
         }
         out.debug_assert_idle();
-        let id = self.mint_id();
+        let id = self.ids.mint();
         self.run(now, Internal::Plumtree(plumtree::InEvent::Broadcast { id, tag, payload }), out);
         self.pump(now, out);
         Ok(id)
@@ -231,7 +233,9 @@ impl<P: PeerId + Wire> Node<P> {
         out: &mut NodeOutbox<P>,
     ) -> Result<(), registry::RegisterError> {
         out.debug_assert_idle();
-        self.registry.register(now, name, reg_id, meta, &mut out.registry)?;
+        let max = out.registry_outputs_max;
+        let mut router = out.router(&mut self.ids, max, "registry");
+        self.registry.register(now, name, reg_id, meta, &mut router)?;
         self.pump(now, out);
         Ok(())
     }
@@ -246,7 +250,9 @@ impl<P: PeerId + Wire> Node<P> {
         out: &mut NodeOutbox<P>,
     ) -> Result<(), registry::UnregisterError> {
         out.debug_assert_idle();
-        self.registry.unregister(now, name, reg_id, reason, &mut out.registry)?;
+        let max = out.registry_outputs_max;
+        let mut router = out.router(&mut self.ids, max, "registry");
+        self.registry.unregister(now, name, reg_id, reason, &mut router)?;
         self.pump(now, out);
         Ok(())
     }
@@ -271,135 +277,33 @@ impl<P: PeerId + Wire> Node<P> {
         &self.registry
     }
 
-    /// Next broadcast id of this node: origin hash in the high 64 bits, sequence in the low
-    /// ones.
-    fn mint_id(&mut self) -> MessageId {
-        let seq = self.next_seq;
-        self.next_seq = seq.wrapping_add(1);
-        MessageId((u128::from(self.origin_hash) << 64) | u128::from(seq))
-    }
-
-    /// Runs queued internal inputs to completion, routing outputs between the layers. Leaves
-    /// every scratch queue of `out` empty.
+    /// Runs queued internal inputs to completion. Leaves every scratch queue of `out` empty.
     fn pump(&mut self, now: Now, out: &mut NodeOutbox<P>) {
         let mut steps = 0usize;
-        loop {
-            self.route_outputs(out);
-            let Some(next) = out.internal.pop_front() else {
-                out.release_burst_capacity();
-                break;
-            };
+        while let Some(next) = out.internal.pop_front() {
             steps += 1;
             assert!(steps <= INTERNAL_STEPS_MAX, "node: internal hand-off loop exceeded its bound");
             self.run(now, next, out);
         }
+        out.release_burst_capacity();
     }
 
-    /// Feeds one input to its layer, whose outputs go to that layer's scratch queue.
+    /// Feeds one input to its layer, whose outputs are routed as they are pushed.
     fn run(&mut self, now: Now, input: Internal<P>, out: &mut NodeOutbox<P>) {
+        let registry_max = out.registry_outputs_max;
+        let ids = &mut self.ids;
         match input {
-            Internal::Hyparview(e) => self.hyparview.handle(now.mono_ms, e, &mut out.hyparview),
-            Internal::Plumtree(e) => self.plumtree.handle(now.mono_ms, e, &mut out.plumtree),
-            Internal::Registry(e) => self.registry.handle(now, e, &mut out.registry),
-        }
-    }
-
-    fn route_outputs(&mut self, out: &mut NodeOutbox<P>) {
-        if !out.hyparview.is_empty() {
-            route_hyparview(out);
-        }
-        if !out.plumtree.is_empty() {
-            route_plumtree(out);
-        }
-        if !out.registry.is_empty() {
-            self.route_registry(out);
-        }
-    }
-
-    fn route_registry(&mut self, out: &mut NodeOutbox<P>) {
-        let NodeOutbox { out, registry, internal, .. } = out;
-        for o in registry.drain() {
-            match o {
-                registry::OutEvent::Broadcast(payload) => {
-                    let id = self.mint_id();
-                    internal.push_back(Internal::Plumtree(plumtree::InEvent::Broadcast {
-                        id,
-                        tag: Tag::REGISTRY,
-                        payload,
-                    }));
-                }
-                registry::OutEvent::SendMessage { to, message } => {
-                    out.push(OutEvent::SendMessage { to, message: Message::Registry(message) })
-                }
-                registry::OutEvent::ScheduleTimer { after_ms, timer } => {
-                    out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::Registry(timer) })
-                }
-                registry::OutEvent::EmitEvent(event) => {
-                    out.push(OutEvent::EmitEvent(Event::Registry(event)))
-                }
+            Internal::Hyparview(e) => {
+                let mut router = out.router(ids, HYPARVIEW_OUTPUTS_MAX, "hyparview");
+                self.hyparview.handle(now.mono_ms, e, &mut router);
             }
-        }
-    }
-}
-
-fn route_hyparview<P: PeerId>(out: &mut NodeOutbox<P>) {
-    let NodeOutbox { out, hyparview, internal, .. } = out;
-    for o in hyparview.drain() {
-        match o {
-            hyparview::OutEvent::SendMessage { to, message } => {
-                out.push(OutEvent::SendMessage { to, message: Message::Hyparview(message) })
+            Internal::Plumtree(e) => {
+                let mut router = out.router(ids, PLUMTREE_OUTPUTS_MAX, "plumtree");
+                self.plumtree.handle(now.mono_ms, e, &mut router);
             }
-            hyparview::OutEvent::ScheduleTimer { after_ms, timer } => {
-                out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::Hyparview(timer) })
-            }
-            hyparview::OutEvent::DisconnectPeer(peer) => out.push(OutEvent::DisconnectPeer(peer)),
-            hyparview::OutEvent::EmitEvent(event) => {
-                match &event {
-                    hyparview::Event::PeerUp(peer) => {
-                        internal.push_back(Internal::Plumtree(plumtree::InEvent::NeighborUp(
-                            peer.clone(),
-                        )));
-                        internal
-                            .push_back(Internal::Registry(registry::InEvent::PeerUp(peer.clone())));
-                    }
-                    hyparview::Event::PeerDown(peer, reason) => {
-                        internal.push_back(Internal::Plumtree(plumtree::InEvent::NeighborDown(
-                            peer.clone(),
-                        )));
-                        let failed = *reason == hyparview::DownReason::Failed;
-                        internal.push_back(Internal::Registry(registry::InEvent::PeerDown {
-                            peer: peer.clone(),
-                            failed,
-                        }));
-                    }
-                    hyparview::Event::Joined
-                    | hyparview::Event::Left
-                    | hyparview::Event::Isolated => {}
-                }
-                out.push(OutEvent::EmitEvent(Event::Membership(event)));
-            }
-        }
-    }
-}
-
-fn route_plumtree<P: PeerId>(out: &mut NodeOutbox<P>) {
-    let NodeOutbox { out, plumtree, internal, .. } = out;
-    for o in plumtree.drain() {
-        match o {
-            plumtree::OutEvent::SendMessage { to, message } => {
-                out.push(OutEvent::SendMessage { to, message: Message::Plumtree(message) })
-            }
-            plumtree::OutEvent::ScheduleTimer { after_ms, timer } => {
-                out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::Plumtree(timer) })
-            }
-            plumtree::OutEvent::EmitEvent(plumtree::Event::Received(delivery)) => {
-                if delivery.tag == Tag::REGISTRY {
-                    internal.push_back(Internal::Registry(registry::InEvent::Delivered {
-                        payload: delivery.payload,
-                    }));
-                } else {
-                    out.push(OutEvent::EmitEvent(Event::Broadcast(delivery)));
-                }
+            Internal::Registry(e) => {
+                let mut router = out.router(ids, registry_max, "registry");
+                self.registry.handle(now, e, &mut router);
             }
         }
     }

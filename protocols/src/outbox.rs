@@ -4,6 +4,31 @@
 //! message, arm this timer, emit this event) into an [`Outbox`] owned by the caller. The caller
 //! drains it after every `handle` call, so the bound is per call, not per lifetime.
 
+/// Where a state machine pushes its outputs: an [`Outbox`] the caller drains after the call,
+/// or a router that hands each output on as it is pushed (the node composes its layers that
+/// way, instead of queueing each layer's outputs and moving them again).
+pub trait Sink<T> {
+    /// Takes one output.
+    ///
+    /// # Panics
+    /// Past the sink's bound (see [`Outbox::push`]): a programming error.
+    fn push(&mut self, item: T);
+
+    /// Outputs taken since the sink was created or last drained (per-call bound checks
+    /// compare it before and after a call).
+    fn count(&self) -> usize;
+}
+
+impl<T> Sink<T> for Outbox<T> {
+    fn push(&mut self, item: T) {
+        Self::push(self, item);
+    }
+
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
 /// Caller-owned, bounded queue of outputs.
 #[derive(Debug)]
 pub struct Outbox<T> {
@@ -105,6 +130,23 @@ mod tests {
             outbox.push(i);
         }
         assert_eq!(outbox.len(), 4);
+    }
+
+    #[test]
+    fn as_a_sink_it_queues_and_counts_within_its_bound() {
+        fn push_two(sink: &mut impl Sink<u8>) -> usize {
+            sink.push(1);
+            sink.push(2);
+            sink.count()
+        }
+        let mut outbox = Outbox::new(2);
+        assert_eq!(push_two(&mut outbox), 2);
+        assert_eq!(outbox.take(), vec![1, 2]);
+        let overflow = std::panic::catch_unwind(move || {
+            let mut outbox = Outbox::new(1);
+            push_two(&mut outbox)
+        });
+        assert!(overflow.is_err(), "the bound holds through the trait");
     }
 
     #[test]

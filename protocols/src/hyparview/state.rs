@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::passive::{PassiveEntry, PassiveView};
 use super::{Config, DownReason, Event, InEvent, Message, OutEvent, Priority, Timer};
-use crate::outbox::Outbox;
+use crate::outbox::Sink;
 use crate::rng::Rng;
 use crate::PeerId;
 
@@ -253,7 +253,7 @@ impl<P: PeerId> State<P> {
     }
 
     /// Feeds one input. `now_ms` is the local monotonic time and must never go backwards.
-    pub fn handle(&mut self, now_ms: u64, event: InEvent<P>, out: &mut Outbox<OutEvent<P>>) {
+    pub fn handle(&mut self, now_ms: u64, event: InEvent<P>, out: &mut impl Sink<OutEvent<P>>) {
         match event {
             InEvent::Message { from, message } => {
                 if from == self.me {
@@ -287,7 +287,7 @@ impl<P: PeerId> State<P> {
         self.check_invariants();
     }
 
-    fn join(&mut self, contacts: Vec<P>, out: &mut Outbox<OutEvent<P>>) {
+    fn join(&mut self, contacts: Vec<P>, out: &mut impl Sink<OutEvent<P>>) {
         self.left = false;
         self.joining = true;
         self.contacts = contacts.into_iter().filter(|c| c != &self.me).collect();
@@ -306,7 +306,7 @@ impl<P: PeerId> State<P> {
         }
     }
 
-    fn send_joins(&mut self, out: &mut Outbox<OutEvent<P>>) {
+    fn send_joins(&mut self, out: &mut impl Sink<OutEvent<P>>) {
         for contact in self.contacts.clone() {
             if self.active.contains(&contact) || self.pending.contains_key(&contact) {
                 continue;
@@ -316,7 +316,7 @@ impl<P: PeerId> State<P> {
         }
     }
 
-    fn leave(&mut self, out: &mut Outbox<OutEvent<P>>) {
+    fn leave(&mut self, out: &mut impl Sink<OutEvent<P>>) {
         for peer in std::mem::take(&mut self.active) {
             out.push(OutEvent::SendMessage {
                 to: peer.clone(),
@@ -331,7 +331,7 @@ impl<P: PeerId> State<P> {
         out.push(OutEvent::EmitEvent(Event::Left));
     }
 
-    fn on_join(&mut self, now_ms: u64, from: P, out: &mut Outbox<OutEvent<P>>) {
+    fn on_join(&mut self, now_ms: u64, from: P, out: &mut impl Sink<OutEvent<P>>) {
         self.stats.joins_received += 1;
         if self.left {
             out.push(OutEvent::SendMessage {
@@ -364,7 +364,7 @@ impl<P: PeerId> State<P> {
         from: P,
         peer: P,
         ttl: u8,
-        out: &mut Outbox<OutEvent<P>>,
+        out: &mut impl Sink<OutEvent<P>>,
     ) {
         self.stats.forward_joins_received += 1;
         if self.left || peer == self.me {
@@ -402,7 +402,7 @@ impl<P: PeerId> State<P> {
         now_ms: u64,
         from: P,
         priority: Priority,
-        out: &mut Outbox<OutEvent<P>>,
+        out: &mut impl Sink<OutEvent<P>>,
     ) {
         self.stats.neighbor_requests_received += 1;
         let accepted = !self.left
@@ -423,7 +423,7 @@ impl<P: PeerId> State<P> {
         now_ms: u64,
         from: P,
         accepted: bool,
-        out: &mut Outbox<OutEvent<P>>,
+        out: &mut impl Sink<OutEvent<P>>,
     ) {
         let pending = self.pending.remove(&from);
         if accepted {
@@ -473,7 +473,7 @@ impl<P: PeerId> State<P> {
         now_ms: u64,
         from: P,
         leaving: bool,
-        out: &mut Outbox<OutEvent<P>>,
+        out: &mut impl Sink<OutEvent<P>>,
     ) {
         self.pending.remove(&from);
         if leaving {
@@ -503,7 +503,7 @@ impl<P: PeerId> State<P> {
         origin: P,
         ttl: u8,
         peers: Vec<P>,
-        out: &mut Outbox<OutEvent<P>>,
+        out: &mut impl Sink<OutEvent<P>>,
     ) {
         self.stats.shuffles_received += 1;
         if self.left || origin == self.me {
@@ -553,7 +553,7 @@ impl<P: PeerId> State<P> {
         now_ms: u64,
         from: P,
         mut peers: Vec<P>,
-        out: &mut Outbox<OutEvent<P>>,
+        out: &mut impl Sink<OutEvent<P>>,
     ) {
         if self.left {
             return;
@@ -572,7 +572,7 @@ impl<P: PeerId> State<P> {
         passive.insert_all(new, now_ms, prefer_evict, rng);
     }
 
-    fn on_peer_failed(&mut self, now_ms: u64, peer: P, out: &mut Outbox<OutEvent<P>>) {
+    fn on_peer_failed(&mut self, now_ms: u64, peer: P, out: &mut impl Sink<OutEvent<P>>) {
         let pending = self.pending.remove(&peer);
         if let Some(i) = self.active.iter().position(|p| *p == peer) {
             self.active.remove(i);
@@ -619,7 +619,7 @@ impl<P: PeerId> State<P> {
         self.failed.iter().map(|(p, _)| p)
     }
 
-    fn probe_failed(&mut self, now_ms: u64, out: &mut Outbox<OutEvent<P>>) {
+    fn probe_failed(&mut self, now_ms: u64, out: &mut impl Sink<OutEvent<P>>) {
         let timeout_ms = self.config.reconnect_timeout_ms;
         self.failed.retain(|(_, at)| now_ms.saturating_sub(*at) <= timeout_ms);
         // Candidates: peers dropped for failures, and passive peers with a failure record
@@ -642,7 +642,7 @@ impl<P: PeerId> State<P> {
         }
     }
 
-    fn on_timer(&mut self, now_ms: u64, timer: Timer<P>, out: &mut Outbox<OutEvent<P>>) {
+    fn on_timer(&mut self, now_ms: u64, timer: Timer<P>, out: &mut impl Sink<OutEvent<P>>) {
         match timer {
             Timer::Shuffle => {
                 self.shuffle_armed = false;
@@ -692,7 +692,7 @@ impl<P: PeerId> State<P> {
         }
     }
 
-    fn start_shuffle(&mut self, out: &mut Outbox<OutEvent<P>>) {
+    fn start_shuffle(&mut self, out: &mut impl Sink<OutEvent<P>>) {
         let Some(target) = self.rng.choose(&self.active).cloned() else { return };
         let c = &self.config;
         // One buffer for the message: the origin, then the active and passive samples, each
@@ -717,7 +717,7 @@ impl<P: PeerId> State<P> {
 
     /// Sends NEIGHBOR requests to passive candidates until the requests in flight could fill
     /// the active view. Arms retries for candidates in backoff and for the contacts.
-    fn maybe_promote(&mut self, now_ms: u64, out: &mut Outbox<OutEvent<P>>) {
+    fn maybe_promote(&mut self, now_ms: u64, out: &mut impl Sink<OutEvent<P>>) {
         if self.left {
             return;
         }
@@ -777,7 +777,7 @@ impl<P: PeerId> State<P> {
         }
     }
 
-    fn request_neighbor(&mut self, peer: P, priority: Priority, out: &mut Outbox<OutEvent<P>>) {
+    fn request_neighbor(&mut self, peer: P, priority: Priority, out: &mut impl Sink<OutEvent<P>>) {
         if peer == self.me || self.active.contains(&peer) || self.pending.contains_key(&peer) {
             return;
         }
@@ -798,7 +798,7 @@ impl<P: PeerId> State<P> {
         PENDING_PER_ACTIVE_SLOT * self.config.active_size + self.contacts.len()
     }
 
-    fn start_pending(&mut self, peer: P, kind: PendingKind, out: &mut Outbox<OutEvent<P>>) {
+    fn start_pending(&mut self, peer: P, kind: PendingKind, out: &mut impl Sink<OutEvent<P>>) {
         let op_id = self.next_op_id;
         self.next_op_id += 1;
         self.pending.insert(peer.clone(), Pending { kind, op_id });
@@ -809,7 +809,7 @@ impl<P: PeerId> State<P> {
     }
 
     /// Adds `peer` to the active view, evicting a random other member if full.
-    fn add_active(&mut self, now_ms: u64, peer: P, out: &mut Outbox<OutEvent<P>>) {
+    fn add_active(&mut self, now_ms: u64, peer: P, out: &mut impl Sink<OutEvent<P>>) {
         self.pending.remove(&peer);
         if peer == self.me || self.active.contains(&peer) {
             return;
@@ -866,7 +866,7 @@ impl<P: PeerId> State<P> {
         period.clamp(c.shuffle_period_min_ms, c.shuffle_period_max_ms)
     }
 
-    fn arm_periodic_timers(&mut self, out: &mut Outbox<OutEvent<P>>) {
+    fn arm_periodic_timers(&mut self, out: &mut impl Sink<OutEvent<P>>) {
         if !self.shuffle_armed {
             // The first round starts at a random phase so that nodes started together do not
             // shuffle in lock-step.
@@ -882,19 +882,19 @@ impl<P: PeerId> State<P> {
         }
     }
 
-    fn arm_reconnect(&mut self, out: &mut Outbox<OutEvent<P>>) {
+    fn arm_reconnect(&mut self, out: &mut impl Sink<OutEvent<P>>) {
         self.reconnect_armed = true;
         let after_ms = self.config.reconnect_period_ms;
         out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::Reconnect });
     }
 
-    fn arm_shuffle(&mut self, now_ms: u64, out: &mut Outbox<OutEvent<P>>) {
+    fn arm_shuffle(&mut self, now_ms: u64, out: &mut impl Sink<OutEvent<P>>) {
         self.shuffle_armed = true;
         let after_ms = self.shuffle_period_ms(now_ms);
         out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::Shuffle });
     }
 
-    fn arm_cleanup(&mut self, out: &mut Outbox<OutEvent<P>>) {
+    fn arm_cleanup(&mut self, out: &mut impl Sink<OutEvent<P>>) {
         self.cleanup_armed = true;
         let after_ms = self.config.passive_cleanup_period_ms;
         out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::PassiveCleanup });

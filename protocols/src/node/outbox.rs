@@ -1,40 +1,36 @@
 //! [`NodeOutbox`]: the caller-owned queue a [`Node`](super::Node) writes its outputs into,
-//! together with the scratch queues the node routes between its layers during a call.
+//! together with the hand-off queue the node uses between its layers during a call.
 
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 
-use super::{
-    registry_outputs_max, Config, Internal, Node, OutEvent, HYPARVIEW_OUTPUTS_MAX,
-    PLUMTREE_OUTPUTS_MAX,
-};
+use super::router::{IdMinter, Router};
+use super::{registry_outputs_max, Config, Internal, Node, OutEvent};
 use crate::outbox::Outbox;
 use crate::wire::Wire;
-use crate::{hyparview, plumtree, registry, PeerId};
+use crate::PeerId;
 
-/// Capacity each scratch queue keeps between calls, in items; a burst above it (a healed
+/// Capacity the hand-off queue keeps between calls, in items; a burst above it (a healed
 /// partition's registry sync) is released when the call ends. Guess: far above what one
-/// message usually causes (the end of a shuffle walk: 3 outputs; a new neighbour: 2
-/// hand-offs), far below what would matter in memory (≈ 25 KB per driver).
+/// message usually causes (a new neighbour: 2 hand-offs), far below what would matter in
+/// memory (≈ 10 KB per driver).
 const SCRATCH_CAPACITY_MAX: usize = 64;
 
 /// The caller-owned outbox of a [`Node`](super::Node): every call pushes its outputs here
 /// (read them through `Deref` to [`Outbox`], and drain after every call).
 ///
-/// It also holds the queues the node uses *during* a call: each layer's outputs and the
-/// hand-offs between layers. They are empty between calls, so they belong to the driver, not
-/// to the node: one driver keeps one `NodeOutbox` for all the nodes it drives, and the queues
-/// stay allocated and in cache. Kept per node, they were either allocated and freed on every
-/// call (two allocations per simulated message) or held 1.7 KB of spare capacity per node.
+/// It also holds the queue of hand-offs between the node's layers *during* a call (a new
+/// neighbour is news for Plumtree and the registry). It is empty between calls, so it belongs
+/// to the driver, not to the node: one driver keeps one `NodeOutbox` for all the nodes it
+/// drives, and the queue stays allocated and in cache.
 ///
 /// Build it from the configuration of the nodes it serves: the output bounds depend on it.
 #[derive(Debug)]
 pub struct NodeOutbox<P: PeerId> {
     pub(super) out: Outbox<OutEvent<P>>,
-    pub(super) hyparview: Outbox<hyparview::OutEvent<P>>,
-    pub(super) plumtree: Outbox<plumtree::OutEvent<P>>,
-    pub(super) registry: Outbox<registry::OutEvent<P>>,
     pub(super) internal: VecDeque<Internal<P>>,
+    /// Outputs one registry call may push (see `registry_outputs_max`).
+    pub(super) registry_outputs_max: usize,
 }
 
 impl<P: PeerId + Wire> NodeOutbox<P> {
@@ -42,31 +38,40 @@ impl<P: PeerId + Wire> NodeOutbox<P> {
     pub fn new(config: &Config) -> Self {
         Self {
             out: Outbox::new(Node::<P>::outputs_per_call_max(config)),
-            hyparview: Outbox::new(HYPARVIEW_OUTPUTS_MAX),
-            plumtree: Outbox::new(PLUMTREE_OUTPUTS_MAX),
-            registry: Outbox::new(registry_outputs_max(&config.registry)),
             internal: VecDeque::new(),
+            registry_outputs_max: registry_outputs_max(&config.registry),
         }
     }
 }
 
 impl<P: PeerId> NodeOutbox<P> {
-    /// Every scratch queue is empty: true between calls, whatever the node did.
+    /// The hand-off queue is empty: true between calls, whatever the node did.
     pub(super) fn debug_assert_idle(&self) {
         debug_assert!(
-            self.hyparview.is_empty()
-                && self.plumtree.is_empty()
-                && self.registry.is_empty()
-                && self.internal.is_empty(),
-            "node outbox: scratch queues not empty at the start of a call"
+            self.internal.is_empty(),
+            "node outbox: hand-off queue not empty at the start of a call"
         );
     }
 
-    /// Releases what a burst left above [`SCRATCH_CAPACITY_MAX`] (the queues are empty).
+    /// The sink for one call of a layer that may push at most `pushed_max` outputs.
+    pub(super) fn router<'a>(
+        &'a mut self,
+        ids: &'a mut IdMinter,
+        pushed_max: usize,
+        layer: &'static str,
+    ) -> Router<'a, P> {
+        Router {
+            out: &mut self.out,
+            internal: &mut self.internal,
+            ids,
+            pushed: 0,
+            pushed_max,
+            layer,
+        }
+    }
+
+    /// Releases what a burst left above [`SCRATCH_CAPACITY_MAX`] (the queue is empty).
     pub(super) fn release_burst_capacity(&mut self) {
-        self.hyparview.shrink_to(SCRATCH_CAPACITY_MAX);
-        self.plumtree.shrink_to(SCRATCH_CAPACITY_MAX);
-        self.registry.shrink_to(SCRATCH_CAPACITY_MAX);
         if self.internal.capacity() > SCRATCH_CAPACITY_MAX {
             self.internal.shrink_to(SCRATCH_CAPACITY_MAX);
         }

@@ -11,7 +11,7 @@ use super::{
     Config, Delivery, Event, Gossip, IHave, InEvent, Message, MessageId, OutEvent, Stats, Tag,
     Timer,
 };
-use crate::{Outbox, PeerId, Rng};
+use crate::{PeerId, Rng, Sink};
 
 /// Plumtree broadcast state of one node.
 ///
@@ -129,8 +129,8 @@ impl<P: PeerId> State<P> {
     }
 
     /// The most outputs the next [`Self::handle`] call can push, given the current neighbours:
-    /// `max(neighbours + 4, 2 × ihave_batch_len_max)`. Size the [`Outbox`] with it (or with
-    /// the same formula over the largest active view) and drain after every call.
+    /// `max(neighbours + 4, 2 × ihave_batch_len_max)`. Size the [`Outbox`](crate::Outbox) with
+    /// it (or with the same formula over the largest active view) and drain after every call.
     pub fn outputs_per_call_max(&self) -> usize {
         let neighbours = self.eager_push_peers.len() + self.lazy_push_peers.len();
         (neighbours + 4).max(2 * self.config.ihave_batch_len_max)
@@ -152,10 +152,10 @@ impl<P: PeerId> State<P> {
     /// `now_ms` must never decrease between calls.
     ///
     /// # Panics
-    /// When `out` overflows (see [`Outbox::push`]), on `NeighborUp(me)`, and when an internal
+    /// When `out` overflows (see [`Sink::push`]), on `NeighborUp(me)`, and when an internal
     /// invariant is broken (a bug).
-    pub fn handle(&mut self, now_ms: u64, event: InEvent<P>, out: &mut Outbox<OutEvent<P>>) {
-        let len_before = out.len();
+    pub fn handle(&mut self, now_ms: u64, event: InEvent<P>, out: &mut impl Sink<OutEvent<P>>) {
+        let len_before = out.count();
         let outputs_max = self.outputs_per_call_max();
         match event {
             InEvent::Message { from, message } => match message {
@@ -176,9 +176,9 @@ impl<P: PeerId> State<P> {
             InEvent::TimerExpired(Timer::CacheEvict) => self.on_cache_evict(now_ms, out),
         }
         assert!(
-            out.len() - len_before <= outputs_max,
+            out.count() - len_before <= outputs_max,
             "plumtree pushed {} outputs, documented bound is {outputs_max}",
-            out.len() - len_before
+            out.count() - len_before
         );
         self.check_invariants();
     }
@@ -191,7 +191,7 @@ impl<P: PeerId> State<P> {
         id: MessageId,
         tag: Tag,
         payload: Bytes,
-        out: &mut Outbox<OutEvent<P>>,
+        out: &mut impl Sink<OutEvent<P>>,
     ) {
         if self.cache.contains(&id) {
             // The caller mints unique ids; a repeat is a retry of something already sent.
@@ -204,7 +204,13 @@ impl<P: PeerId> State<P> {
     }
 
     /// Paper: receive `GOSSIP(m, mID, round, sender)`.
-    fn on_gossip(&mut self, now_ms: u64, from: P, gossip: Gossip, out: &mut Outbox<OutEvent<P>>) {
+    fn on_gossip(
+        &mut self,
+        now_ms: u64,
+        from: P,
+        gossip: Gossip,
+        out: &mut impl Sink<OutEvent<P>>,
+    ) {
         self.stats.gossip_received += 1;
         if self.cache.contains(&gossip.id) {
             self.stats.duplicates_received += 1;
@@ -271,7 +277,13 @@ impl<P: PeerId> State<P> {
     }
 
     /// Paper: receive `IHAVE(mID, round, sender)`, batched.
-    fn on_ihave(&mut self, now_ms: u64, from: P, batch: Vec<IHave>, out: &mut Outbox<OutEvent<P>>) {
+    fn on_ihave(
+        &mut self,
+        now_ms: u64,
+        from: P,
+        batch: Vec<IHave>,
+        out: &mut impl Sink<OutEvent<P>>,
+    ) {
         if !self.is_neighbor(&from) {
             // We could neither graft from nor swap to a non-neighbour.
             return;
@@ -307,7 +319,7 @@ impl<P: PeerId> State<P> {
         from: P,
         id: Option<MessageId>,
         _round: u16,
-        out: &mut Outbox<OutEvent<P>>,
+        out: &mut impl Sink<OutEvent<P>>,
     ) {
         self.stats.graft_received += 1;
         if !self.is_neighbor(&from) {
@@ -375,7 +387,7 @@ impl<P: PeerId> State<P> {
 
     /// Sends every queued announcement, one IHAVE message per peer (a queue is always shorter
     /// than `ihave_batch_len_max`: a full one is sent at once by `lazy_push`).
-    fn on_ihave_flush(&mut self, out: &mut Outbox<OutEvent<P>>) {
+    fn on_ihave_flush(&mut self, out: &mut impl Sink<OutEvent<P>>) {
         self.ihave_flush_armed = false;
         for (peer, batch) in self.lazy_queue.take_all() {
             self.send_ihave(peer, batch, out);
@@ -383,7 +395,7 @@ impl<P: PeerId> State<P> {
     }
 
     /// Paper: `Timer(mID)` expires: graft the message from the oldest announcer still up.
-    fn on_graft_timer(&mut self, id: MessageId, attempt: u16, out: &mut Outbox<OutEvent<P>>) {
+    fn on_graft_timer(&mut self, id: MessageId, attempt: u16, out: &mut impl Sink<OutEvent<P>>) {
         let Some(entry) = self.missing.get_mut(&id) else {
             // Delivered (or given up) meanwhile: a stale timer.
             return;
@@ -418,14 +430,14 @@ impl<P: PeerId> State<P> {
     }
 
     /// Expires old cache entries and re-arms the sweep while anything is left.
-    fn on_cache_evict(&mut self, now_ms: u64, out: &mut Outbox<OutEvent<P>>) {
+    fn on_cache_evict(&mut self, now_ms: u64, out: &mut impl Sink<OutEvent<P>>) {
         self.cache_evict_armed = false;
         self.cache.expire(now_ms);
         self.arm_cache_evict(out);
     }
 
     /// Caches and delivers a new message.
-    fn deliver(&mut self, now_ms: u64, delivery: Delivery<P>, out: &mut Outbox<OutEvent<P>>) {
+    fn deliver(&mut self, now_ms: u64, delivery: Delivery<P>, out: &mut impl Sink<OutEvent<P>>) {
         let Delivery { id, tag, ref payload, round, ref from } = delivery;
         self.missing.remove(&id);
         let cached = CachedMessage {
@@ -456,7 +468,7 @@ impl<P: PeerId> State<P> {
         id: MessageId,
         announcer: P,
         announced_round: u16,
-        out: &mut Outbox<OutEvent<P>>,
+        out: &mut impl Sink<OutEvent<P>>,
     ) {
         if self.config.optimization_threshold == u16::MAX {
             return; // Disabled (the default): see `Config::optimization_threshold`.
@@ -500,7 +512,12 @@ impl<P: PeerId> State<P> {
     }
 
     /// Sends `gossip` to every eager peer but `except`.
-    fn eager_push(&mut self, gossip: &Gossip, except: Option<&P>, out: &mut Outbox<OutEvent<P>>) {
+    fn eager_push(
+        &mut self,
+        gossip: &Gossip,
+        except: Option<&P>,
+        out: &mut impl Sink<OutEvent<P>>,
+    ) {
         for peer in &self.eager_push_peers {
             if Some(peer) == except {
                 continue;
@@ -514,7 +531,7 @@ impl<P: PeerId> State<P> {
     }
 
     /// Queues `ihave` for every lazy peer but `except`.
-    fn lazy_push(&mut self, ihave: IHave, except: Option<&P>, out: &mut Outbox<OutEvent<P>>) {
+    fn lazy_push(&mut self, ihave: IHave, except: Option<&P>, out: &mut impl Sink<OutEvent<P>>) {
         let mut queued = false;
         for i in 0..self.lazy_push_peers.len() {
             let peer = &self.lazy_push_peers[i];
@@ -536,18 +553,18 @@ impl<P: PeerId> State<P> {
         }
     }
 
-    fn send_ihave(&mut self, to: P, batch: Vec<IHave>, out: &mut Outbox<OutEvent<P>>) {
+    fn send_ihave(&mut self, to: P, batch: Vec<IHave>, out: &mut impl Sink<OutEvent<P>>) {
         debug_assert!(!batch.is_empty() && batch.len() <= self.config.ihave_batch_len_max);
         self.stats.ihave_messages_sent += 1;
         self.stats.ihave_ids_sent += batch.len() as u64;
         self.send(to, Message::IHave(batch), out);
     }
 
-    fn send(&self, to: P, message: Message, out: &mut Outbox<OutEvent<P>>) {
+    fn send(&self, to: P, message: Message, out: &mut impl Sink<OutEvent<P>>) {
         out.push(OutEvent::SendMessage { to, message });
     }
 
-    fn arm_cache_evict(&mut self, out: &mut Outbox<OutEvent<P>>) {
+    fn arm_cache_evict(&mut self, out: &mut impl Sink<OutEvent<P>>) {
         if !self.cache_evict_armed && !self.cache.is_empty() {
             self.cache_evict_armed = true;
             out.push(OutEvent::ScheduleTimer {

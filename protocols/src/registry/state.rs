@@ -15,7 +15,7 @@ use super::message::{
 };
 use super::Config;
 use crate::hlc::Clock;
-use crate::outbox::Outbox;
+use crate::outbox::Sink;
 use crate::peer::PeerId;
 use crate::rng::Rng;
 use crate::time::Now;
@@ -128,7 +128,7 @@ impl<P: PeerId + Wire> State<P> {
     }
 
     /// Arms the first anti-entropy timer. The node calls it once, after construction.
-    pub fn start(&mut self, _now: Now, out: &mut Outbox<OutEvent<P>>) {
+    pub fn start(&mut self, _now: Now, out: &mut impl Sink<OutEvent<P>>) {
         self.arm_anti_entropy(out);
     }
 
@@ -143,7 +143,7 @@ impl<P: PeerId + Wire> State<P> {
         name: &str,
         reg_id: u64,
         meta: Bytes,
-        out: &mut Outbox<OutEvent<P>>,
+        out: &mut impl Sink<OutEvent<P>>,
     ) -> Result<(), RegisterError> {
         validate_service_name(name)?;
         if meta.len() > self.config.meta_size_max {
@@ -186,7 +186,7 @@ impl<P: PeerId + Wire> State<P> {
         name: &str,
         reg_id: u64,
         reason: UnregisterReason,
-        out: &mut Outbox<OutEvent<P>>,
+        out: &mut impl Sink<OutEvent<P>>,
     ) -> Result<(), UnregisterError> {
         validate_service_name(name)?;
         if !self.is_local_registered(name, reg_id) {
@@ -208,7 +208,7 @@ impl<P: PeerId + Wire> State<P> {
     }
 
     /// Processes one input.
-    pub fn handle(&mut self, now: Now, event: InEvent<P>, out: &mut Outbox<OutEvent<P>>) {
+    pub fn handle(&mut self, now: Now, event: InEvent<P>, out: &mut impl Sink<OutEvent<P>>) {
         match event {
             InEvent::Delivered { payload } => self.on_delivered(now, &payload, out),
             InEvent::Message { from, message } => match message {
@@ -235,7 +235,7 @@ impl<P: PeerId + Wire> State<P> {
 
     // ---- broadcasts -------------------------------------------------------------------
 
-    fn on_delivered(&mut self, now: Now, payload: &[u8], out: &mut Outbox<OutEvent<P>>) {
+    fn on_delivered(&mut self, now: Now, payload: &[u8], out: &mut impl Sink<OutEvent<P>>) {
         let Ok(delta) = Delta::<P>::decode(payload, &self.limits) else {
             self.stats.decode_errors += 1;
             return;
@@ -258,7 +258,7 @@ impl<P: PeerId + Wire> State<P> {
         }
     }
 
-    fn broadcast_update(&mut self, entries: Vec<EntryUpdate>, out: &mut Outbox<OutEvent<P>>) {
+    fn broadcast_update(&mut self, entries: Vec<EntryUpdate>, out: &mut impl Sink<OutEvent<P>>) {
         for entries in self.chunk_owner(self.incarnation, entries) {
             let delta =
                 Delta::Update { owner: self.local.clone(), incarnation: self.incarnation, entries };
@@ -280,7 +280,7 @@ impl<P: PeerId + Wire> State<P> {
         owner: &P,
         status: OwnerStatus,
         with_entries: bool,
-        out: &mut Outbox<OutEvent<P>>,
+        out: &mut impl Sink<OutEvent<P>>,
     ) {
         if status.incarnation > now.wall_ms.saturating_add(self.config.skew_max_ms) {
             self.stats.statuses_refused += 1;
@@ -301,7 +301,7 @@ impl<P: PeerId + Wire> State<P> {
 
     /// Merges a status for `owner` and emits the resulting visibility changes. A status about
     /// this node is never stored: if it outranks our own, we refute.
-    fn apply_status(&mut self, owner: &P, status: OwnerStatus, out: &mut Outbox<OutEvent<P>>) {
+    fn apply_status(&mut self, owner: &P, status: OwnerStatus, out: &mut impl Sink<OutEvent<P>>) {
         if *owner == self.local {
             if status > OwnerStatus::alive(self.incarnation) {
                 self.refute(status.incarnation, out);
@@ -345,7 +345,7 @@ impl<P: PeerId + Wire> State<P> {
         now: Now,
         owner: &P,
         entry: EntryUpdate,
-        out: &mut Outbox<OutEvent<P>>,
+        out: &mut impl Sink<OutEvent<P>>,
     ) {
         let EntryUpdate { name, reg_id, value } = entry;
         let key = (name, reg_id);
@@ -428,7 +428,7 @@ impl<P: PeerId + Wire> State<P> {
     /// our tombstone was collected). We are the single writer: re-assert our current value
     /// (a tombstone if we hold nothing) with a stamp beyond it (the clock was already moved
     /// past the foreign stamp).
-    fn reclaim(&mut self, now: Now, name: String, reg_id: u64, out: &mut Outbox<OutEvent<P>>) {
+    fn reclaim(&mut self, now: Now, name: String, reg_id: u64, out: &mut impl Sink<OutEvent<P>>) {
         let held = self
             .store
             .record(&self.local)
@@ -448,7 +448,7 @@ impl<P: PeerId + Wire> State<P> {
 
     /// Someone believes this node is suspect/dead (or knows a later life): bump the
     /// incarnation beyond theirs and broadcast `Alive` with every live entry.
-    fn refute(&mut self, incarnation_seen: u64, out: &mut Outbox<OutEvent<P>>) {
+    fn refute(&mut self, incarnation_seen: u64, out: &mut impl Sink<OutEvent<P>>) {
         // Incarnations start at a wall time in ms; u64::MAX is unreachable, saturate anyway.
         self.incarnation = self.incarnation.max(incarnation_seen).saturating_add(1);
         self.store.merge_status(&self.local, OwnerStatus::alive(self.incarnation));
@@ -475,7 +475,7 @@ impl<P: PeerId + Wire> State<P> {
 
     // ---- failure detection ------------------------------------------------------------
 
-    fn on_peer_up(&mut self, peer: P, out: &mut Outbox<OutEvent<P>>) {
+    fn on_peer_up(&mut self, peer: P, out: &mut impl Sink<OutEvent<P>>) {
         if peer == self.local {
             return;
         }
@@ -483,7 +483,7 @@ impl<P: PeerId + Wire> State<P> {
         self.send_digest(peer, out);
     }
 
-    fn on_peer_down(&mut self, peer: P, failed: bool, out: &mut Outbox<OutEvent<P>>) {
+    fn on_peer_down(&mut self, peer: P, failed: bool, out: &mut impl Sink<OutEvent<P>>) {
         self.neighbours.remove(&peer);
         if !failed || peer == self.local {
             return; // Leaving an active view says nothing about the peer's services.
@@ -499,7 +499,12 @@ impl<P: PeerId + Wire> State<P> {
         self.apply_status(&peer, OwnerStatus { incarnation, state: OwnerState::Suspect }, out);
     }
 
-    fn on_suspicion_timeout(&mut self, node: P, incarnation: u64, out: &mut Outbox<OutEvent<P>>) {
+    fn on_suspicion_timeout(
+        &mut self,
+        node: P,
+        incarnation: u64,
+        out: &mut impl Sink<OutEvent<P>>,
+    ) {
         let suspected = OwnerStatus { incarnation, state: OwnerState::Suspect };
         if self.store.record(&node).map(|r| r.status) != Some(suspected) {
             return; // Refuted, or already dead.
@@ -510,13 +515,13 @@ impl<P: PeerId + Wire> State<P> {
 
     // ---- anti-entropy -----------------------------------------------------------------
 
-    fn arm_anti_entropy(&mut self, out: &mut Outbox<OutEvent<P>>) {
+    fn arm_anti_entropy(&mut self, out: &mut impl Sink<OutEvent<P>>) {
         let period = self.config.anti_entropy_period_ms;
         let after_ms = period - period / 4 + self.rng.below(period / 2 + 1);
         out.push(OutEvent::ScheduleTimer { after_ms, timer: Timer::AntiEntropy });
     }
 
-    fn on_anti_entropy(&mut self, now: Now, out: &mut Outbox<OutEvent<P>>) {
+    fn on_anti_entropy(&mut self, now: Now, out: &mut impl Sink<OutEvent<P>>) {
         self.stats.tombstones_collected +=
             self.store.collect_tombstones(now.mono_ms, self.config.tombstone_ttl_ms);
         let neighbours: Vec<P> = self.neighbours.iter().cloned().collect();
@@ -559,7 +564,7 @@ impl<P: PeerId + Wire> State<P> {
         Message::Digest { range_start, range_end, owners }
     }
 
-    fn send_digest(&mut self, to: P, out: &mut Outbox<OutEvent<P>>) {
+    fn send_digest(&mut self, to: P, out: &mut impl Sink<OutEvent<P>>) {
         let message = self.digest();
         self.stats.digests_sent += 1;
         out.push(OutEvent::SendMessage { to, message });
@@ -571,7 +576,7 @@ impl<P: PeerId + Wire> State<P> {
         range_start: Option<P>,
         range_end: Option<P>,
         owners: Vec<(P, OwnerDigest)>,
-        out: &mut Outbox<OutEvent<P>>,
+        out: &mut impl Sink<OutEvent<P>>,
     ) {
         let mut push: Vec<OwnerSync<P>> = Vec::new();
         let mut pull: Vec<P> = Vec::new();
@@ -627,7 +632,12 @@ impl<P: PeerId + Wire> State<P> {
         }
     }
 
-    fn handle_sync_request(&mut self, from: P, mut owners: Vec<P>, out: &mut Outbox<OutEvent<P>>) {
+    fn handle_sync_request(
+        &mut self,
+        from: P,
+        mut owners: Vec<P>,
+        out: &mut impl Sink<OutEvent<P>>,
+    ) {
         // Each owner is sent once however often the (untrusted) request names it.
         owners.sort();
         owners.dedup();
@@ -645,7 +655,12 @@ impl<P: PeerId + Wire> State<P> {
         self.send_syncs(&from, push, out);
     }
 
-    fn handle_sync(&mut self, now: Now, owners: Vec<OwnerSync<P>>, out: &mut Outbox<OutEvent<P>>) {
+    fn handle_sync(
+        &mut self,
+        now: Now,
+        owners: Vec<OwnerSync<P>>,
+        out: &mut impl Sink<OutEvent<P>>,
+    ) {
         self.stats.syncs_received += 1;
         for OwnerSync { owner, status, entries } in owners {
             self.apply_remote_status(now, &owner, status, !entries.is_empty(), out);
@@ -655,7 +670,7 @@ impl<P: PeerId + Wire> State<P> {
         }
     }
 
-    fn send_syncs(&mut self, to: &P, records: Vec<OwnerSync<P>>, out: &mut Outbox<OutEvent<P>>) {
+    fn send_syncs(&mut self, to: &P, records: Vec<OwnerSync<P>>, out: &mut impl Sink<OutEvent<P>>) {
         for owners in self.chunk_syncs(records) {
             self.stats.syncs_sent += 1;
             out.push(OutEvent::SendMessage { to: to.clone(), message: Message::Sync { owners } });
