@@ -1,58 +1,115 @@
 //! Which entries of a short list equal a peer, as a bitmask: the inner loop of integrating a
-//! shuffle into the passive view (every peer of a walk's sample is looked up in the view, and
-//! every entry of the view is tested against the peers just sent away).
+//! shuffle into the passive view (every peer of a walk's sample is looked up in the view and
+//! tested against the active view and the sample just sent away, and every entry of the view
+//! is tested against that sample).
 //!
 //! Scalar, one compare and shift per entry, that loop was about a quarter of the instructions
-//! of a simulated membership cycle. For 4-byte peers (the simulator's) the comparisons run
-//! four at a time on SSE2, which every x86-64 CPU has; any other peer type, or another
-//! architecture, takes the scalar loop. Both give the same bits.
+//! of a simulated membership cycle. For 4-byte peers (the simulator's) the comparisons run on
+//! SSE2, which every x86-64 CPU has: sixteen entries per movemask, and a list whose length is
+//! not a multiple of the block size ends with one more block that overlaps the previous one
+//! (a 30-entry view takes two blocks instead of seven four-entry chunks and a scalar tail).
+//! Any other peer type, or another architecture, takes the scalar loop. Both give the same
+//! bits.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 
 use crate::PeerId;
 
 /// Bit i set where `items[i] == *target`. `items` holds at most 64 entries.
-#[allow(clippy::ptr_arg)] // A `Vec` can be tested for its element type; a slice cannot.
-pub(super) fn equal_mask<P: PeerId>(items: &Vec<P>, target: &P) -> u64 {
+pub(super) fn equal_mask<P: PeerId>(items: &[P], target: &P) -> u64 {
     debug_assert!(items.len() <= 64, "equal_mask covers at most 64 entries");
     #[cfg(target_arch = "x86_64")]
-    if let (Some(items), Some(target)) =
-        ((items as &dyn Any).downcast_ref::<Vec<u32>>(), (target as &dyn Any).downcast_ref::<u32>())
-    {
+    if let Some(target) = (target as &dyn Any).downcast_ref::<u32>() {
         // The type test is decided at compile time for each `P`.
-        return equal_mask_u32(items, *target);
+        return equal_mask_u32(as_u32s(items), *target);
     }
     scalar(items, target)
+}
+
+/// Whether `items` (any length) holds `target`.
+pub(super) fn contains<P: PeerId>(items: &[P], target: &P) -> bool {
+    if items.len() <= 64 {
+        return equal_mask(items, target) != 0;
+    }
+    items.iter().any(|p| p == target)
 }
 
 fn scalar<P: PartialEq>(items: &[P], target: &P) -> u64 {
     items.iter().enumerate().fold(0, |bits, (i, p)| bits | u64::from(p == target) << i)
 }
 
+/// `items` as the `u32`s they are.
+///
+/// # Panics
+/// If `P` is not `u32` (callers test the type first; the test then compiles away).
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+fn as_u32s<P: PeerId>(items: &[P]) -> &[u32] {
+    assert!(TypeId::of::<P>() == TypeId::of::<u32>(), "as_u32s on a peer type that is not u32");
+    // SAFETY: `P` is `u32` (asserted just above), so the slice's pointer and length describe
+    // the same, initialised `u32`s for the same lifetime.
+    unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<u32>(), items.len()) }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 fn equal_mask_u32(items: &[u32], target: u32) -> u64 {
     use std::arch::x86_64::{
-        __m128i, _mm_castsi128_ps, _mm_cmpeq_epi32, _mm_loadu_si128, _mm_movemask_ps,
-        _mm_set1_epi32,
+        __m128i, _mm_castsi128_ps, _mm_cmpeq_epi32, _mm_loadu_si128, _mm_movemask_epi8,
+        _mm_movemask_ps, _mm_packs_epi16, _mm_packs_epi32, _mm_set1_epi32,
     };
-    let chunks = items.chunks_exact(4);
-    let rest = chunks.remainder();
-    let mut bits = 0u64;
-    // SAFETY: SSE2 is part of the x86-64 baseline, so these instructions exist on every CPU
-    // this code runs on; each load reads the 16 bytes of one 4-entry chunk, inside `items`
+    let len = items.len();
+    // SAFETY (every block below): SSE2 is part of the x86-64 baseline, so these instructions
+    // exist on every CPU this code runs on; `block16(i)` reads entries i..i + 16 and
+    // `block4(i)` entries i..i + 4, and each call site keeps that range inside `items`
     // (unaligned loads need no alignment).
-    unsafe {
-        let wanted = _mm_set1_epi32(target as i32);
-        for (k, chunk) in chunks.enumerate() {
-            let four = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
-            let equal = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(four, wanted)));
-            bits |= (equal as u64) << (4 * k);
+    let wanted = unsafe { _mm_set1_epi32(target as i32) };
+    let at = |i: usize| items[i..].as_ptr().cast::<__m128i>();
+    // Bit k set where entry i + k equals `target`, k < 16. The compare results (all ones or
+    // zero per lane) narrow without loss through the saturating packs, in entry order.
+    let block16 = |i: usize| -> u64 {
+        debug_assert!(i + 16 <= len);
+        unsafe {
+            let a = _mm_cmpeq_epi32(_mm_loadu_si128(at(i)), wanted);
+            let b = _mm_cmpeq_epi32(_mm_loadu_si128(at(i + 4)), wanted);
+            let c = _mm_cmpeq_epi32(_mm_loadu_si128(at(i + 8)), wanted);
+            let d = _mm_cmpeq_epi32(_mm_loadu_si128(at(i + 12)), wanted);
+            let bytes = _mm_packs_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d));
+            u64::from(_mm_movemask_epi8(bytes) as u16)
         }
+    };
+    // Bit k set where entry i + k equals `target`, k < 4.
+    let block4 = |i: usize| -> u64 {
+        debug_assert!(i + 4 <= len);
+        unsafe {
+            let equal = _mm_cmpeq_epi32(_mm_loadu_si128(at(i)), wanted);
+            u64::from(_mm_movemask_ps(_mm_castsi128_ps(equal)) as u8)
+        }
+    };
+    if len >= 16 {
+        by_blocks(len, 16, block16)
+    } else if len >= 4 {
+        by_blocks(len, 4, block4)
+    } else {
+        scalar(items, &target)
     }
-    if !rest.is_empty() {
-        // Fewer than 64 entries before the rest: the shift stays in range.
-        bits |= scalar(rest, &target) << (items.len() - rest.len());
+}
+
+/// The mask of `len` entries from blocks of `width` (`len >= width`): `block(i)` gives the
+/// bits of entries i..i + width.
+fn by_blocks(len: usize, width: usize, block: impl Fn(usize) -> u64) -> u64 {
+    debug_assert!(len >= width);
+    let mut bits = 0;
+    let mut i = 0;
+    while i + width <= len {
+        bits |= block(i) << i;
+        i += width;
+    }
+    if i < len {
+        // The last block ends at the last entry: it overlaps the previous one, whose bits
+        // it sets again to the same values.
+        let start = len - width;
+        bits |= block(start) << start;
     }
     bits
 }
@@ -72,6 +129,21 @@ mod tests {
             target in 0u32..12,
         ) {
             prop_assert_eq!(equal_mask(&items, &target), scalar(&items, &target));
+        }
+    }
+
+    proptest! {
+        /// `contains` is the slice's own `contains`, at every length up to 64 and past it,
+        /// for the SSE2 path and the scalar one.
+        #[test]
+        fn contains_equals_the_slice_method(
+            items in prop::collection::vec(0u32..40, 0..=150),
+            target in 0u32..40,
+        ) {
+            prop_assert_eq!(contains(&items, &target), items.contains(&target));
+            let wide: Vec<u64> = items.iter().map(|i| u64::from(*i)).collect();
+            let target = u64::from(target);
+            prop_assert_eq!(contains(&wide, &target), wide.contains(&target));
         }
     }
 

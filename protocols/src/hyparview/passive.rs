@@ -167,7 +167,7 @@ impl<P: PeerId> PassiveView<P> {
                 self.swap_remove(victim);
             }
             if let Some(bits) = &mut preferred {
-                if prefer_evict.contains(&peer) {
+                if super::eq_mask::contains(prefer_evict, &peer) {
                     *bits |= 1 << self.peers.len();
                 }
             }

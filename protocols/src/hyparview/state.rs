@@ -568,7 +568,8 @@ impl<P: PeerId> State<P> {
 
     fn integrate(&mut self, now_ms: u64, peers: Vec<P>, prefer_evict: &[P]) {
         let Self { me, active, passive, rng, .. } = self;
-        let new = peers.into_iter().filter(|peer| peer != me && !active.contains(peer));
+        let new =
+            peers.into_iter().filter(|peer| peer != me && !super::eq_mask::contains(active, peer));
         passive.insert_all(new, now_ms, prefer_evict, rng);
     }
 
