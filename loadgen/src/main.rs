@@ -3,10 +3,11 @@
 //! `sim` runs the deterministic cluster simulator (docs/SIMULATION.md); `transport` measures
 //! the QUIC transport between two processes on loopback (docs/PERFORMANCE.md, "Transport").
 
+mod allocator;
 mod host;
-mod hugepages;
 mod rss;
 mod sim;
+mod sim_reexec;
 mod transport;
 
 use clap::{Parser, Subcommand};
@@ -36,11 +37,16 @@ enum Command {
     TransportBaselineIdle(transport::BaselineIdleArgs),
 }
 
+/// mimalloc for `sim` (chosen at the first allocation: see `allocator.rs`), the system
+/// allocator otherwise.
+#[global_allocator]
+static ALLOCATOR: allocator::Selected = allocator::Selected;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => {
-            hugepages::reexec_for_sim();
+            sim_reexec::reexec_for_sim();
             sim::run(args)
         }
         Command::Transport(args) => transport::run(args),
