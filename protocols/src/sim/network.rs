@@ -60,8 +60,16 @@ const DEAD: u8 = u8::MAX;
 /// [`Network::deliveries`].
 const LOCAL_SLOT: u32 = 1 << 31;
 
-/// Values by slot index, with a free list of the slots taken back. Holds fewer than
-/// [`LOCAL_SLOT`] values (the slot's top bit tells the two slabs apart).
+/// Marks an [`Entry::slot`] whose event counts as activity ([`counts_as_activity`]), decided
+/// when it is queued: popping it then needs no second look at the action.
+const ACTIVE_SLOT: u32 = 1 << 30;
+
+/// The slab index in an [`Entry::slot`].
+const SLOT_INDEX: u32 = ACTIVE_SLOT - 1;
+
+/// Values by slot index, with a free list of the slots taken back. Holds at most
+/// [`SLOT_INDEX`] + 1 values (the slot's top bits say which slab and whether the event
+/// counts as activity).
 struct Slab<T> {
     slots: Vec<Option<T>>,
     free: Vec<u32>,
@@ -79,7 +87,7 @@ impl<T> Slab<T> {
         }
         self.slots.push(Some(value));
         let slot = u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 queued events");
-        assert!(slot < LOCAL_SLOT, "fewer than 2^31 queued events of one kind");
+        assert!(slot <= SLOT_INDEX, "fewer than 2^30 queued events of one kind");
         slot
     }
 
@@ -471,10 +479,12 @@ impl Network {
     }
 
     fn push(&mut self, at_us: u64, action: Action) {
-        let counts = counts_as_activity(&action);
-        if counts {
+        let active = if counts_as_activity(&action) {
             self.activity += 1;
-        }
+            ACTIVE_SLOT
+        } else {
+            0
+        };
         self.seq += 1;
         let hint = prefetch_hint(&action);
         let slot = match action {
@@ -489,7 +499,7 @@ impl Network {
             }
             Action::Discover { node } => LOCAL_SLOT | self.locals.insert(Local::Discover { node }),
         };
-        self.queue.push(Entry { at_us, seq: self.seq, slot, hint });
+        self.queue.push(Entry { at_us, seq: self.seq, slot: slot | active, hint });
     }
 
     fn schedule_failure(&mut self, node: NodeIndex, peer: NodeIndex) {
@@ -562,43 +572,22 @@ impl Network {
         self.prefetch_ahead();
         debug_assert!(ev.at_us >= self.now_us, "time went backwards");
         self.now_us = ev.at_us;
-        let action = if ev.slot & LOCAL_SLOT == 0 {
-            let Delivery { from, to, message } = self.deliveries.take(ev.slot);
-            Action::Deliver { from, to, message }
-        } else {
-            match self.locals.take(ev.slot & !LOCAL_SLOT) {
-                Local::LinkFailed { node, peer } => Action::LinkFailed { node, peer },
-                Local::Timer { node, timer } => Action::Timer { node, timer },
-                Local::Discover { node } => Action::Discover { node },
-            }
-        };
-        if counts_as_activity(&action) {
+        if ev.slot & ACTIVE_SLOT != 0 {
             self.activity -= 1;
         }
-        match action {
-            Action::Deliver { from, to, message } => {
-                let from_side = self.side[from as usize];
-                if from_side == DEAD {
-                    return true; // The sender crashed with the message in flight: QUIC loses it.
-                }
-                if self.side[to as usize] != from_side {
-                    self.schedule_failure(from, to);
-                    return true;
-                }
-                if let Message::Plumtree(plumtree::Message::Gossip(g)) = &message {
-                    // RMR counts payload copies exchanged, i.e. received by a live node
-                    // (Plumtree paper §2.3); a copy pushed to a node that just crashed is lost
-                    // with it.
-                    self.tracker.payload_received(g.id);
-                }
-                self.input(to, InEvent::Message { from, message });
-            }
-            Action::LinkFailed { node, peer } => {
+        let index = ev.slot & SLOT_INDEX;
+        if ev.slot & LOCAL_SLOT == 0 {
+            let Delivery { from, to, message } = self.deliveries.take(index);
+            self.deliver(from, to, message);
+            return true;
+        }
+        match self.locals.take(index) {
+            Local::LinkFailed { node, peer } => {
                 self.failing.remove(&(node, peer));
                 self.links.close(node, peer);
                 self.input(node, InEvent::PeerFailed(peer));
             }
-            Action::Discover { node } => {
+            Local::Discover { node } => {
                 let active_size = self.options.node.hyparview.active_size;
                 let short = self.is_alive(node)
                     && self.nodes[node as usize].hyparview().active_view().len() < active_size;
@@ -611,15 +600,34 @@ impl Network {
                     self.input(node, InEvent::Join(vec![contact]));
                 }
             }
-            Action::Timer { node, timer } => {
+            Local::Timer { node, timer } => {
                 if self.is_held(&timer) {
                     self.held_timers.push((node, timer));
-                    return true;
+                } else {
+                    self.input(node, InEvent::TimerExpired(timer));
                 }
-                self.input(node, InEvent::TimerExpired(timer));
             }
         }
         true
+    }
+
+    /// Hands a message that arrived to its receiver, unless one end crashed or the two are
+    /// partitioned apart while it was in flight.
+    fn deliver(&mut self, from: NodeIndex, to: NodeIndex, message: Message<NodeIndex>) {
+        let from_side = self.side[from as usize];
+        if from_side == DEAD {
+            return; // The sender crashed with the message in flight: QUIC loses it.
+        }
+        if self.side[to as usize] != from_side {
+            self.schedule_failure(from, to);
+            return;
+        }
+        if let Message::Plumtree(plumtree::Message::Gossip(g)) = &message {
+            // RMR counts payload copies exchanged, i.e. received by a live node (Plumtree
+            // paper §2.3); a copy pushed to a node that just crashed is lost with it.
+            self.tracker.payload_received(g.id);
+        }
+        self.input(to, InEvent::Message { from, message });
     }
 
     /// Prefetches, in two stages, what the next events will touch: their queued slots and
@@ -634,11 +642,11 @@ impl Network {
         const HEAP_AHEAD: usize = 3;
         const { assert!(NODE_AHEAD <= super::queue::LOOKAHEAD) };
         if let Some(e) = self.queue.ahead(NODE_AHEAD) {
+            let i = (e.slot & SLOT_INDEX) as usize;
             if e.slot & LOCAL_SLOT == 0 {
-                let slot = self.deliveries.slots.as_ptr().wrapping_add(e.slot as usize);
+                let slot = self.deliveries.slots.as_ptr().wrapping_add(i);
                 prefetch::range(slot, size_of::<Option<Delivery>>());
             } else {
-                let i = (e.slot & !LOCAL_SLOT) as usize;
                 prefetch::line(self.locals.slots.as_ptr().wrapping_add(i));
             }
             let (n, layer) = decode_hint(e.hint);
@@ -661,8 +669,9 @@ impl Network {
                 // the temporary link to the walk's other end: all of these then, and the other
                 // end's links (the slot was prefetched five events ago). At 100,000 nodes the
                 // reads of the carried list and of the last sample were 40 % of `integrate`.
+                let i = (e.slot & SLOT_INDEX) as usize;
                 let delivery = (e.slot & LOCAL_SLOT == 0)
-                    .then(|| self.deliveries.slots.get(e.slot as usize).and_then(Option::as_ref))
+                    .then(|| self.deliveries.slots.get(i).and_then(Option::as_ref))
                     .flatten();
                 if let Some((other_end, carried)) = delivery.and_then(ends_shuffle) {
                     prefetch::range(carried.as_ptr(), size_of_val(carried));
