@@ -74,12 +74,24 @@ enum Internal<P: PeerId> {
     Registry(registry::InEvent<P>),
 }
 
-/// The layer an input is for (a prefetch hint for the simulator).
-#[derive(Clone, Copy, Debug)]
+/// One of the node's three layers: what an input is for (a prefetch hint for the simulator),
+/// and whose outputs a [`router::Router`] carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Layer {
     Hyparview = 0,
     Plumtree = 1,
     Registry = 2,
+}
+
+impl Layer {
+    /// The layer's name in messages.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Hyparview => "hyparview",
+            Self::Plumtree => "plumtree",
+            Self::Registry => "registry",
+        }
+    }
 }
 
 impl<P: PeerId> Node<P> {
@@ -166,8 +178,7 @@ impl<P: PeerId + Wire> Node<P> {
     /// once after `new`.
     pub fn start(&mut self, now: Now, out: &mut NodeOutbox<P>) {
         out.debug_assert_idle();
-        let max = out.registry_outputs_max;
-        self.registry.start(now, &mut out.router(&mut self.ids, max, "registry"));
+        self.registry.start(now, &mut out.router(&mut self.ids, Layer::Registry));
         self.pump(now, out);
     }
 
@@ -233,8 +244,7 @@ impl<P: PeerId + Wire> Node<P> {
         out: &mut NodeOutbox<P>,
     ) -> Result<(), registry::RegisterError> {
         out.debug_assert_idle();
-        let max = out.registry_outputs_max;
-        let mut router = out.router(&mut self.ids, max, "registry");
+        let mut router = out.router(&mut self.ids, Layer::Registry);
         self.registry.register(now, name, reg_id, meta, &mut router)?;
         self.pump(now, out);
         Ok(())
@@ -250,8 +260,7 @@ impl<P: PeerId + Wire> Node<P> {
         out: &mut NodeOutbox<P>,
     ) -> Result<(), registry::UnregisterError> {
         out.debug_assert_idle();
-        let max = out.registry_outputs_max;
-        let mut router = out.router(&mut self.ids, max, "registry");
+        let mut router = out.router(&mut self.ids, Layer::Registry);
         self.registry.unregister(now, name, reg_id, reason, &mut router)?;
         self.pump(now, out);
         Ok(())
@@ -277,7 +286,8 @@ impl<P: PeerId + Wire> Node<P> {
         &self.registry
     }
 
-    /// Runs queued internal inputs to completion. Leaves every scratch queue of `out` empty.
+    /// Runs queued hand-offs between the layers to completion. Leaves the hand-off queue of
+    /// `out` empty.
     fn pump(&mut self, now: Now, out: &mut NodeOutbox<P>) {
         let mut steps = 0usize;
         while let Some(next) = out.internal.pop_front() {
@@ -290,19 +300,18 @@ impl<P: PeerId + Wire> Node<P> {
 
     /// Feeds one input to its layer, whose outputs are routed as they are pushed.
     fn run(&mut self, now: Now, input: Internal<P>, out: &mut NodeOutbox<P>) {
-        let registry_max = out.registry_outputs_max;
         let ids = &mut self.ids;
         match input {
             Internal::Hyparview(e) => {
-                let mut router = out.router(ids, HYPARVIEW_OUTPUTS_MAX, "hyparview");
+                let mut router = out.router(ids, Layer::Hyparview);
                 self.hyparview.handle(now.mono_ms, e, &mut router);
             }
             Internal::Plumtree(e) => {
-                let mut router = out.router(ids, PLUMTREE_OUTPUTS_MAX, "plumtree");
+                let mut router = out.router(ids, Layer::Plumtree);
                 self.plumtree.handle(now.mono_ms, e, &mut router);
             }
             Internal::Registry(e) => {
-                let mut router = out.router(ids, registry_max, "registry");
+                let mut router = out.router(ids, Layer::Registry);
                 self.registry.handle(now, e, &mut router);
             }
         }

@@ -5,7 +5,10 @@ use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 
 use super::router::{IdMinter, Router};
-use super::{registry_outputs_max, Config, Internal, Node, OutEvent};
+use super::{
+    registry_outputs_max, Config, Internal, Layer, Node, OutEvent, HYPARVIEW_OUTPUTS_MAX,
+    PLUMTREE_OUTPUTS_MAX,
+};
 use crate::outbox::Outbox;
 use crate::wire::Wire;
 use crate::PeerId;
@@ -53,13 +56,13 @@ impl<P: PeerId> NodeOutbox<P> {
         );
     }
 
-    /// The sink for one call of a layer that may push at most `pushed_max` outputs.
-    pub(super) fn router<'a>(
-        &'a mut self,
-        ids: &'a mut IdMinter,
-        pushed_max: usize,
-        layer: &'static str,
-    ) -> Router<'a, P> {
+    /// The sink for one call of `layer`, held to that layer's documented output bound.
+    pub(super) fn router<'a>(&'a mut self, ids: &'a mut IdMinter, layer: Layer) -> Router<'a, P> {
+        let pushed_max = match layer {
+            Layer::Hyparview => HYPARVIEW_OUTPUTS_MAX,
+            Layer::Plumtree => PLUMTREE_OUTPUTS_MAX,
+            Layer::Registry => self.registry_outputs_max,
+        };
         Router {
             out: &mut self.out,
             internal: &mut self.internal,
