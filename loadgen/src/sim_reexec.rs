@@ -23,7 +23,8 @@ use std::os::unix::process::CommandExt as _;
 
 /// Opt-out of huge pages (`0`).
 const HUGE_PAGES_VAR: &str = "SHOAL_SIM_HUGE_PAGES";
-/// `system`: stay on the system allocator, no re-execution.
+/// `system`: stay on the system allocator, no re-execution (`mimalloc`, the default, or unset:
+/// re-execute).
 const ALLOCATOR_VAR: &str = "SHOAL_SIM_ALLOCATOR";
 /// mimalloc's option for transparent huge pages.
 const MIMALLOC_LARGE_PAGES_VAR: &str = "MIMALLOC_ALLOW_LARGE_OS_PAGES";
@@ -35,12 +36,18 @@ const MIMALLOC_PURGE_DELAY_VAR: &str = "MIMALLOC_PURGE_DELAY";
 /// allocator. Returns only if it did not re-execute (a failed exec is reported on stderr and
 /// the run goes on with the system allocator).
 pub(crate) fn reexec_for_sim() {
-    if std::env::var_os(ALLOCATOR_VAR).is_some_and(|v| v == "system") {
-        return;
-    }
     let select = crate::allocator::SELECT_VAR.to_str().expect("the variable name is ASCII");
     if std::env::var_os(select).is_some() {
         return;
+    }
+    match std::env::var_os(ALLOCATOR_VAR) {
+        Some(v) if v == "system" => return,
+        Some(v) if v != "mimalloc" => eprintln!(
+            "shoal-loadgen: warning: {ALLOCATOR_VAR}={} is not understood (set `system` for the \
+             system allocator, or leave it unset); using mimalloc",
+            v.to_string_lossy()
+        ),
+        _ => {}
     }
     let Ok(exe) = std::env::current_exe() else { return };
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
