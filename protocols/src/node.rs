@@ -26,6 +26,7 @@ pub use types::{
 use router::IdMinter;
 
 use crate::hyparview;
+use crate::outbox::Sink;
 use crate::plumtree::{self, MessageId, Tag};
 use crate::registry;
 use crate::rng::Rng;
@@ -176,14 +177,19 @@ impl<P: PeerId + Wire> Node<P> {
 
     /// Arms the periodic timers that do not depend on joining (registry anti-entropy). Call
     /// once after `new`.
-    pub fn start(&mut self, now: Now, out: &mut NodeOutbox<P>) {
+    pub fn start<O: Sink<OutEvent<P>>>(&mut self, now: Now, out: &mut NodeOutbox<P, O>) {
         out.debug_assert_idle();
         self.registry.start(now, &mut out.router(&mut self.ids, Layer::Registry));
         self.pump(now, out);
     }
 
     /// Feeds one input and forwards every resulting output into `out`.
-    pub fn handle(&mut self, now: Now, event: InEvent<P>, out: &mut NodeOutbox<P>) {
+    pub fn handle<O: Sink<OutEvent<P>>>(
+        &mut self,
+        now: Now,
+        event: InEvent<P>,
+        out: &mut NodeOutbox<P, O>,
+    ) {
         out.debug_assert_idle();
         // The input goes straight to its layer (what `pump` would do first with it queued
         // alone); `pump` then routes the outputs and runs the hand-offs they cause.
@@ -213,12 +219,12 @@ impl<P: PeerId + Wire> Node<P> {
     }
 
     /// Broadcasts `payload` to every node under `tag` (application tags are `>= 256`).
-    pub fn broadcast(
+    pub fn broadcast<O: Sink<OutEvent<P>>>(
         &mut self,
         now: Now,
         tag: Tag,
         payload: Bytes,
-        out: &mut NodeOutbox<P>,
+        out: &mut NodeOutbox<P, O>,
     ) -> Result<MessageId, BroadcastError> {
         if tag < Tag::APPLICATION_MIN {
             return Err(BroadcastError::ReservedTag(tag.0));
@@ -235,13 +241,13 @@ impl<P: PeerId + Wire> Node<P> {
     }
 
     /// Registers a service owned by this node (see [`registry::State::register`]).
-    pub fn register_service(
+    pub fn register_service<O: Sink<OutEvent<P>>>(
         &mut self,
         now: Now,
         name: &str,
         reg_id: u64,
         meta: Bytes,
-        out: &mut NodeOutbox<P>,
+        out: &mut NodeOutbox<P, O>,
     ) -> Result<(), registry::RegisterError> {
         out.debug_assert_idle();
         let mut router = out.router(&mut self.ids, Layer::Registry);
@@ -251,19 +257,26 @@ impl<P: PeerId + Wire> Node<P> {
     }
 
     /// Unregisters a service owned by this node (see [`registry::State::unregister`]).
-    pub fn unregister_service(
+    pub fn unregister_service<O: Sink<OutEvent<P>>>(
         &mut self,
         now: Now,
         name: &str,
         reg_id: u64,
         reason: registry::UnregisterReason,
-        out: &mut NodeOutbox<P>,
+        out: &mut NodeOutbox<P, O>,
     ) -> Result<(), registry::UnregisterError> {
         out.debug_assert_idle();
         let mut router = out.router(&mut self.ids, Layer::Registry);
         self.registry.unregister(now, name, reg_id, reason, &mut router)?;
         self.pump(now, out);
         Ok(())
+    }
+
+    /// The id the next successful [`Node::broadcast`] gets, unless a registry update is
+    /// broadcast first. A driver that carries outputs out while they are pushed (the
+    /// simulator) starts tracking a broadcast before the call delivers it locally.
+    pub fn next_broadcast_id(&self) -> MessageId {
+        self.ids.peek()
     }
 
     /// This node's identity.
@@ -288,7 +301,7 @@ impl<P: PeerId + Wire> Node<P> {
 
     /// Runs queued hand-offs between the layers to completion. Leaves the hand-off queue of
     /// `out` empty.
-    fn pump(&mut self, now: Now, out: &mut NodeOutbox<P>) {
+    fn pump<O: Sink<OutEvent<P>>>(&mut self, now: Now, out: &mut NodeOutbox<P, O>) {
         let mut steps = 0usize;
         while let Some(next) = out.internal.pop_front() {
             steps += 1;
@@ -299,7 +312,12 @@ impl<P: PeerId + Wire> Node<P> {
     }
 
     /// Feeds one input to its layer, whose outputs are routed as they are pushed.
-    fn run(&mut self, now: Now, input: Internal<P>, out: &mut NodeOutbox<P>) {
+    fn run<O: Sink<OutEvent<P>>>(
+        &mut self,
+        now: Now,
+        input: Internal<P>,
+        out: &mut NodeOutbox<P, O>,
+    ) {
         let ids = &mut self.ids;
         match input {
             Internal::Hyparview(e) => {

@@ -14,8 +14,8 @@ pub trait Sink<T> {
     /// Past the sink's bound (see [`Outbox::push`]): a programming error.
     fn push(&mut self, item: T);
 
-    /// Outputs taken since the sink was created or last drained (per-call bound checks
-    /// compare it before and after a call).
+    /// Outputs taken since the sink was created, last drained, or prepared for a new call
+    /// (per-call bound checks compare it before and after a call).
     fn count(&self) -> usize;
 }
 

@@ -9,7 +9,7 @@ use super::{
     registry_outputs_max, Config, Internal, Layer, Node, OutEvent, HYPARVIEW_OUTPUTS_MAX,
     PLUMTREE_OUTPUTS_MAX,
 };
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Sink};
 use crate::wire::Wire;
 use crate::PeerId;
 
@@ -29,8 +29,10 @@ const SCRATCH_CAPACITY_MAX: usize = 64;
 ///
 /// Build it from the configuration of the nodes it serves: the output bounds depend on it.
 #[derive(Debug)]
-pub struct NodeOutbox<P: PeerId> {
-    pub(super) out: Outbox<OutEvent<P>>,
+pub struct NodeOutbox<P: PeerId, O = Outbox<OutEvent<P>>> {
+    /// Where the node's outputs go: an [`Outbox`] the driver drains after each call, or a
+    /// driver's own sink that carries them out as they are pushed (the simulator's).
+    pub(super) out: O,
     pub(super) internal: VecDeque<Internal<P>>,
     /// Outputs one registry call may push (see `registry_outputs_max`).
     pub(super) registry_outputs_max: usize,
@@ -39,15 +41,33 @@ pub struct NodeOutbox<P: PeerId> {
 impl<P: PeerId + Wire> NodeOutbox<P> {
     /// An empty outbox for nodes built with `config` (allocates only what is pushed).
     pub fn new(config: &Config) -> Self {
+        Self::with_sink(config, Outbox::new(Node::<P>::outputs_per_call_max(config)))
+    }
+}
+
+impl<P: PeerId, O: Sink<OutEvent<P>>> NodeOutbox<P, O> {
+    /// An outbox whose outputs go to `sink` as they are pushed, for nodes built with
+    /// `config`. The sink must take [`Node::outputs_per_call_max`] outputs per call.
+    pub fn with_sink(config: &Config, sink: O) -> Self {
         Self {
-            out: Outbox::new(Node::<P>::outputs_per_call_max(config)),
+            out: sink,
             internal: VecDeque::new(),
             registry_outputs_max: registry_outputs_max(&config.registry),
         }
     }
+
+    /// The sink the outputs go to.
+    pub fn sink(&self) -> &O {
+        &self.out
+    }
+
+    /// The sink the outputs go to (to drain or prepare it between calls).
+    pub fn sink_mut(&mut self) -> &mut O {
+        &mut self.out
+    }
 }
 
-impl<P: PeerId> NodeOutbox<P> {
+impl<P: PeerId, O> NodeOutbox<P, O> {
     /// The hand-off queue is empty: true between calls, whatever the node did.
     pub(super) fn debug_assert_idle(&self) {
         debug_assert!(
@@ -57,7 +77,11 @@ impl<P: PeerId> NodeOutbox<P> {
     }
 
     /// The sink for one call of `layer`, held to that layer's documented output bound.
-    pub(super) fn router<'a>(&'a mut self, ids: &'a mut IdMinter, layer: Layer) -> Router<'a, P> {
+    pub(super) fn router<'a>(
+        &'a mut self,
+        ids: &'a mut IdMinter,
+        layer: Layer,
+    ) -> Router<'a, P, O> {
         let pushed_max = match layer {
             Layer::Hyparview => HYPARVIEW_OUTPUTS_MAX,
             Layer::Plumtree => PLUMTREE_OUTPUTS_MAX,

@@ -11,13 +11,13 @@
 use std::collections::VecDeque;
 
 use super::{Event, Internal, Layer, Message, OutEvent, Timer};
-use crate::outbox::{Outbox, Sink};
+use crate::outbox::Sink;
 use crate::plumtree::{self, MessageId, Tag};
 use crate::{hyparview, registry, PeerId};
 
 /// Where one layer call's outputs go, with that call's output bound.
-pub(super) struct Router<'a, P: PeerId> {
-    pub(super) out: &'a mut Outbox<OutEvent<P>>,
+pub(super) struct Router<'a, P: PeerId, O> {
+    pub(super) out: &'a mut O,
     pub(super) internal: &'a mut VecDeque<Internal<P>>,
     /// The node's broadcast id minter (registry updates become broadcasts).
     pub(super) ids: &'a mut IdMinter,
@@ -29,7 +29,7 @@ pub(super) struct Router<'a, P: PeerId> {
     pub(super) layer: Layer,
 }
 
-impl<P: PeerId> Router<'_, P> {
+impl<P: PeerId, O> Router<'_, P, O> {
     fn count_one(&mut self) {
         self.pushed += 1;
         assert!(
@@ -50,13 +50,18 @@ pub(super) struct IdMinter {
 
 impl IdMinter {
     pub(super) fn mint(&mut self) -> MessageId {
-        let seq = self.next_seq;
-        self.next_seq = seq.wrapping_add(1);
-        MessageId((u128::from(self.origin_hash) << 64) | u128::from(seq))
+        let id = self.peek();
+        self.next_seq = self.next_seq.wrapping_add(1);
+        id
+    }
+
+    /// The id [`IdMinter::mint`] returns next.
+    pub(super) fn peek(&self) -> MessageId {
+        MessageId((u128::from(self.origin_hash) << 64) | u128::from(self.next_seq))
     }
 }
 
-impl<P: PeerId> Sink<hyparview::OutEvent<P>> for Router<'_, P> {
+impl<P: PeerId, O: Sink<OutEvent<P>>> Sink<hyparview::OutEvent<P>> for Router<'_, P, O> {
     fn push(&mut self, output: hyparview::OutEvent<P>) {
         self.count_one();
         match output {
@@ -102,7 +107,7 @@ impl<P: PeerId> Sink<hyparview::OutEvent<P>> for Router<'_, P> {
     }
 }
 
-impl<P: PeerId> Sink<plumtree::OutEvent<P>> for Router<'_, P> {
+impl<P: PeerId, O: Sink<OutEvent<P>>> Sink<plumtree::OutEvent<P>> for Router<'_, P, O> {
     fn push(&mut self, output: plumtree::OutEvent<P>) {
         self.count_one();
         match output {
@@ -129,7 +134,7 @@ impl<P: PeerId> Sink<plumtree::OutEvent<P>> for Router<'_, P> {
     }
 }
 
-impl<P: PeerId> Sink<registry::OutEvent<P>> for Router<'_, P> {
+impl<P: PeerId, O: Sink<OutEvent<P>>> Sink<registry::OutEvent<P>> for Router<'_, P, O> {
     fn push(&mut self, output: registry::OutEvent<P>) {
         self.count_one();
         match output {

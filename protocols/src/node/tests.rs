@@ -487,6 +487,17 @@ fn run_step(
     event: Option<InEvent<u32>>,
     out: &mut NodeOutbox<u32>,
 ) -> Vec<Out> {
+    call_step(node, mono_ms, event, out);
+    out.take()
+}
+
+/// Feeds one step of [`script`] to `node`, whose outputs go to `out`'s sink.
+fn call_step<O: Sink<Out>>(
+    node: &mut Node<u32>,
+    mono_ms: u64,
+    event: Option<InEvent<u32>>,
+    out: &mut NodeOutbox<u32, O>,
+) {
     let now = at(mono_ms);
     match event {
         Some(event) => node.handle(now, event, out),
@@ -499,7 +510,6 @@ fn run_step(
             node.broadcast(now, APP, payload, out).expect("valid");
         }
     }
-    out.take()
 }
 
 /// Every output of [`script`] fed to a node seeded with `seed`, timer phases included.
@@ -519,6 +529,33 @@ fn same_seed_and_inputs_give_identical_outputs() {
     assert_eq!(a, scripted_run(11));
     // The seed matters (broadcast ids and timer phases), so the comparison is not vacuous.
     assert_ne!(a, scripted_run(12));
+}
+
+/// A driver's own sink: records each output as it is pushed.
+struct Recorder(Vec<Out>);
+
+impl Sink<Out> for Recorder {
+    fn push(&mut self, output: Out) {
+        self.0.push(output);
+    }
+
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+}
+
+#[test]
+fn a_sink_that_carries_outputs_out_sees_what_an_outbox_would() {
+    // The simulator's sink handles each output while the node runs: it must see the same
+    // outputs, in the same order, as an `Outbox` drained after each call.
+    let expected = scripted_run(11);
+    let mut h = Harness::new(11);
+    let mut out = NodeOutbox::with_sink(&Config::default(), Recorder(Vec::new()));
+    for (mono_ms, event) in script() {
+        call_step(&mut h.node, mono_ms, event, &mut out);
+    }
+    assert_eq!(out.sink().0, expected);
+    assert_eq!(out.sink_mut().count(), expected.len());
 }
 
 #[test]
