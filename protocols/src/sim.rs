@@ -5,6 +5,7 @@
 //! system clock), so links are modelled above it: handshake delay, ordered reliable delivery,
 //! loss as retransmission delay, and link failure after a detection delay.
 
+mod fabric;
 mod graph;
 mod links;
 mod network;
@@ -14,9 +15,10 @@ mod report;
 pub mod scenario;
 mod tracker;
 
+pub use fabric::MessageCounts;
 pub use graph::OverlayStats;
 pub use links::Latency;
-pub use network::{MessageCounts, Network, NetworkOptions, NodeIndex};
+pub use network::{Network, NetworkOptions, NodeIndex};
 pub use report::Report;
 pub use scenario::{Options, Progress, Scenario, Senders};
 pub use tracker::{BroadcastResult, Tracker};

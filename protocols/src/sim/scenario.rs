@@ -291,8 +291,8 @@ struct Aggregate {
 
 impl Aggregate {
     fn add(&mut self, net: &mut Network, id: MessageId) -> f64 {
-        let r = net.tracker.result(id, &net.alive_mask());
-        net.tracker.forget(id);
+        let r = net.tracker().result(id, &net.alive_mask());
+        net.tracker_mut().forget(id);
         self.reliability.push(r.reliability);
         if let Some(rmr) = r.rmr {
             self.rmr.push(rmr);
@@ -334,10 +334,10 @@ fn stable(
     for _ in 0..options.warmup_broadcasts {
         let sender = pick(net);
         let id = broadcast_and_settle(net, sender);
-        net.tracker.forget(id);
+        net.tracker_mut().forget(id);
     }
-    let control_before = net.tracker.control_packets();
-    let deliveries_before = net.tracker.remote_deliveries();
+    let control_before = net.tracker().control_packets();
+    let deliveries_before = net.tracker().remote_deliveries();
     let mut ids = Vec::new();
     for b in 0..options.broadcasts {
         let sender = pick(net);
@@ -352,8 +352,8 @@ fn stable(
         agg.add(net, id);
     }
     agg.write(report);
-    let control = net.tracker.control_packets() - control_before;
-    let deliveries = net.tracker.remote_deliveries() - deliveries_before;
+    let control = net.tracker().control_packets() - control_before;
+    let deliveries = net.tracker().remote_deliveries() - deliveries_before;
     report.control_per_payload = (deliveries > 0).then(|| control as f64 / deliveries as f64);
 }
 
@@ -416,8 +416,8 @@ fn crash(
         for _ in 0..10 {
             let sender = random_alive(net);
             let id = broadcast_and_settle(net, sender);
-            let r = net.tracker.result(id, &net.alive_mask()).reliability;
-            net.tracker.forget(id);
+            let r = net.tracker().result(id, &net.alive_mask()).reliability;
+            net.tracker_mut().forget(id);
             all &= r >= pre_level;
         }
         net.run_until(end.max(net.now_us()));
@@ -555,7 +555,7 @@ fn registry(
     report: &mut Report,
     progress: &mut dyn FnMut(Progress),
 ) {
-    net.record_registry_events = true;
+    net.record_registry_events(true);
     let services = register_services(net, options.services);
     report.convergence_ms = time_until(net, 10_000, 600_000_000, |n| all_see_all(n, &services));
     progress(Progress { phase: "registered", done: 1, total: 3 });
@@ -566,7 +566,7 @@ fn registry(
     report.removal_ms = time_until(net, 10_000, 600_000_000, |n| none_see(n, &services, &dead));
     progress(Progress { phase: "owners-crashed", done: 2, total: 3 });
     // Churn among nodes that own nothing: a live owner must never be dropped anywhere.
-    net.registry_events.clear();
+    net.clear_registry_events();
     let owners: Vec<NodeIndex> = services.iter().map(|(o, _)| *o).collect();
     for c in 0..options.churn_cycles.min(20) {
         let end = net.now_us() + cycle_us(options);
@@ -575,7 +575,7 @@ fn registry(
         progress(Progress { phase: "churn", done: c + 1, total: options.churn_cycles.min(20) });
     }
     let false_removals = net
-        .registry_events
+        .registry_events()
         .iter()
         .filter(|(_, e)| match e {
             crate::registry::Event::Down { node, .. }

@@ -1,0 +1,404 @@
+//! [`Fabric`]: everything of the simulated network outside the nodes — the virtual clock, the
+//! event queue and the payloads of its entries, the links, the side of a partition each node
+//! is on, and the run's counters.
+//!
+//! It is the sink of the nodes' outbox: a node's outputs are carried out as the node pushes
+//! them (a message scheduled for delivery, a timer queued, a link closed, an event recorded),
+//! instead of being queued in an outbox and moved out again after the call (≈ 150
+//! instructions per event at 10,000 nodes went to that swapping, draining and moving). The
+//! order is the same: one call's outputs in push order, and nothing a node does reads the
+//! fabric.
+
+use super::links::{FxMap, Links};
+use super::queue::{Entry, EventQueue};
+use super::tracker::Tracker;
+use super::NodeIndex;
+use crate::node::{Event, Layer, Message, OutEvent, Timer, MESSAGE_KINDS, MESSAGE_KIND_COUNT};
+use crate::outbox::Sink;
+use crate::plumtree;
+use crate::registry;
+use crate::rng::Rng;
+
+/// Time the discovery model takes to answer an isolated node, in µs (guess: one DNS or
+/// orchestrator lookup).
+const DISCOVERY_DELAY_US: u64 = 100_000;
+
+/// [`Fabric::side`] of a crashed node.
+pub(super) const DEAD: u8 = u8::MAX;
+
+/// Marks an [`Entry::slot`] as an index into [`Fabric::locals`] rather than
+/// [`Fabric::deliveries`].
+pub(super) const LOCAL_SLOT: u32 = 1 << 31;
+
+/// Marks an [`Entry::slot`] whose event counts as activity ([`counts_as_activity`]), decided
+/// when it is queued: popping it then needs no second look at the action.
+pub(super) const ACTIVE_SLOT: u32 = 1 << 30;
+
+/// The slab index in an [`Entry::slot`].
+pub(super) const SLOT_INDEX: u32 = ACTIVE_SLOT - 1;
+
+/// Values by slot index, with a free list of the slots taken back. Holds at most
+/// [`SLOT_INDEX`] + 1 values (the slot's top bits say which slab and whether the event
+/// counts as activity).
+pub(super) struct Slab<T> {
+    pub(super) slots: Vec<Option<T>>,
+    free: Vec<u32>,
+}
+
+impl<T> Slab<T> {
+    fn new() -> Self {
+        Self { slots: Vec::new(), free: Vec::new() }
+    }
+
+    fn insert(&mut self, value: T) -> u32 {
+        if let Some(slot) = self.free.pop() {
+            self.slots[slot as usize] = Some(value);
+            return slot;
+        }
+        self.slots.push(Some(value));
+        let slot = u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 queued events");
+        assert!(slot <= SLOT_INDEX, "fewer than 2^30 queued events of one kind");
+        slot
+    }
+
+    /// Takes the value out of `slot` and frees the slot.
+    pub(super) fn take(&mut self, slot: u32) -> T {
+        // Invariant: every queued slot holds its value until popped.
+        let value = self.slots[slot as usize].take().expect("queued slot holds a value");
+        self.free.push(slot);
+        value
+    }
+}
+
+/// A queued message: 72 bytes.
+pub(super) struct Delivery {
+    pub(super) from: NodeIndex,
+    pub(super) to: NodeIndex,
+    pub(super) message: Message<NodeIndex>,
+}
+
+/// A queued event's payload other than a delivery: 32 bytes, against 72 for a delivery (a
+/// message inside). Kept in their own slab: every node always has several timers queued, and
+/// in a slot sized for a message each would take more than twice its size.
+pub(super) enum Local {
+    LinkFailed { node: NodeIndex, peer: NodeIndex },
+    Timer { node: NodeIndex, timer: Timer<NodeIndex> },
+    Discover { node: NodeIndex },
+}
+
+/// What an event does when popped. Stored split into [`Delivery`] and [`Local`] while queued.
+pub(super) enum Action {
+    Deliver {
+        from: NodeIndex,
+        to: NodeIndex,
+        message: Message<NodeIndex>,
+    },
+    LinkFailed {
+        node: NodeIndex,
+        peer: NodeIndex,
+    },
+    Timer {
+        node: NodeIndex,
+        timer: Timer<NodeIndex>,
+    },
+    /// The discovery model answers an isolated node with a live contact.
+    Discover {
+        node: NodeIndex,
+    },
+}
+
+/// Message counters by kind over the whole run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageCounts {
+    /// Every message sent.
+    pub total: u64,
+    /// HyParView messages.
+    pub hyparview: u64,
+    /// Plumtree GOSSIP (payload) messages.
+    pub gossip: u64,
+    /// Plumtree IHAVE/GRAFT/PRUNE messages.
+    pub plumtree_control: u64,
+    /// Registry anti-entropy messages.
+    pub registry: u64,
+    /// Every message by kind (`Message::kind`).
+    pub by_kind: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// The network outside the nodes (see the module documentation).
+pub(super) struct Fabric {
+    /// Seed-derived RNG of everything random outside the nodes (loss, scenario decisions).
+    pub(super) rng: Rng,
+    pub(super) now_us: u64,
+    seq: u64,
+    pub(super) queue: EventQueue,
+    /// Queued deliveries, by `Entry::slot`.
+    pub(super) deliveries: Slab<Delivery>,
+    /// Every other queued action, by `Entry::slot` (see [`LOCAL_SLOT`]).
+    pub(super) locals: Slab<Local>,
+    /// Events queued that count as activity ([`counts_as_activity`]): quiescent at 0.
+    pub(super) activity: u64,
+    /// Partition group of each live node, [`DEAD`] for a crashed one: a message goes through
+    /// when both ends hold the same value. One byte read per end instead of a liveness flag
+    /// and a group from two arrays (two cache misses per message at 100,000 nodes).
+    pub(super) side: Vec<u8>,
+    pub(super) links: Links,
+    /// Link failures already scheduled (from, to), so one failure is reported once.
+    failing: FxMap<(NodeIndex, NodeIndex), ()>,
+    /// Delay before a failed link is reported, in µs.
+    link_failure_detect_us: u64,
+    /// Broadcast bookkeeping (reliability, RMR, LDH, latency).
+    pub(super) tracker: Tracker,
+    /// Message counters but `by_kind` (see [`Fabric::counts`]).
+    counts: MessageCounts,
+    /// Messages by kind while running, by `Message::kind_index` (a `BTreeMap` of names cost
+    /// a string comparison per level for every message, a list searched by the name's
+    /// address 3 % of a membership cycle's instructions).
+    kinds: [u64; MESSAGE_KIND_COUNT],
+    /// Registry events seen: (node, event).
+    pub(super) registry_events: Vec<(NodeIndex, registry::Event<NodeIndex>)>,
+    /// Whether to record registry events (off for scenarios that do not need them).
+    pub(super) record_registry_events: bool,
+    /// The node whose call is running: the outputs pushed are its own.
+    from: NodeIndex,
+    /// Outputs the running call pushed, against `pushed_max`.
+    pushed: usize,
+    /// `Node::outputs_per_call_max` of the nodes' configuration.
+    pushed_max: usize,
+}
+
+impl Fabric {
+    pub(super) fn new(
+        rng: Rng,
+        links: Links,
+        link_failure_detect_us: u64,
+        pushed_max: usize,
+    ) -> Self {
+        Self {
+            rng,
+            now_us: 0,
+            seq: 0,
+            queue: EventQueue::new(),
+            deliveries: Slab::new(),
+            locals: Slab::new(),
+            activity: 0,
+            side: Vec::new(),
+            links,
+            failing: FxMap::default(),
+            link_failure_detect_us,
+            tracker: Tracker::default(),
+            counts: MessageCounts::default(),
+            kinds: [0; MESSAGE_KIND_COUNT],
+            registry_events: Vec::new(),
+            record_registry_events: false,
+            from: 0,
+            pushed: 0,
+            pushed_max,
+        }
+    }
+
+    /// Node `from` is about to be called: what it pushes is its own.
+    pub(super) fn begin_call(&mut self, from: NodeIndex) {
+        self.from = from;
+        self.pushed = 0;
+    }
+
+    /// Message counters over the whole run.
+    pub(super) fn counts(&self) -> MessageCounts {
+        let mut counts = self.counts.clone();
+        for (kind, n) in MESSAGE_KINDS.iter().zip(self.kinds) {
+            if n > 0 {
+                counts.by_kind.insert(kind, n);
+            }
+        }
+        counts
+    }
+
+    /// Queues `action` at virtual time `at_us`.
+    pub(super) fn enqueue(&mut self, at_us: u64, action: Action) {
+        let active = if counts_as_activity(&action) {
+            self.activity += 1;
+            ACTIVE_SLOT
+        } else {
+            0
+        };
+        self.seq += 1;
+        let hint = prefetch_hint(&action);
+        let slot = match action {
+            Action::Deliver { from, to, message } => {
+                self.deliveries.insert(Delivery { from, to, message })
+            }
+            Action::LinkFailed { node, peer } => {
+                LOCAL_SLOT | self.locals.insert(Local::LinkFailed { node, peer })
+            }
+            Action::Timer { node, timer } => {
+                LOCAL_SLOT | self.locals.insert(Local::Timer { node, timer })
+            }
+            Action::Discover { node } => LOCAL_SLOT | self.locals.insert(Local::Discover { node }),
+        };
+        self.queue.push(Entry { at_us, seq: self.seq, slot: slot | active, hint });
+    }
+
+    /// Reports the link from `node` to `peer` as failed after the detection delay (once).
+    pub(super) fn schedule_failure(&mut self, node: NodeIndex, peer: NodeIndex) {
+        if self.failing.insert((node, peer), ()).is_none() {
+            let at = self.now_us + self.link_failure_detect_us;
+            self.enqueue(at, Action::LinkFailed { node, peer });
+        }
+    }
+
+    /// A link failure was reported: it may be scheduled again.
+    pub(super) fn failure_reported(&mut self, node: NodeIndex, peer: NodeIndex) {
+        self.failing.remove(&(node, peer));
+        self.links.close(node, peer);
+    }
+
+    fn send(&mut self, from: NodeIndex, to: NodeIndex, message: Message<NodeIndex>) {
+        self.counts.total += 1;
+        self.kinds[message.kind_index()] += 1;
+        match &message {
+            Message::Hyparview(_) => self.counts.hyparview += 1,
+            Message::Plumtree(plumtree::Message::Gossip(_)) => self.counts.gossip += 1,
+            Message::Plumtree(_) => {
+                self.counts.plumtree_control += 1;
+                self.tracker.control_sent();
+            }
+            Message::Registry(_) => self.counts.registry += 1,
+        }
+        // The sender is alive (only live nodes run), so equal sides mean the receiver is too.
+        assert!(self.side[from as usize] != DEAD, "a crashed node sent a message");
+        if self.side[to as usize] != self.side[from as usize] {
+            self.schedule_failure(from, to);
+            return;
+        }
+        let at = self.links.schedule(self.now_us, from, to, &mut self.rng);
+        self.enqueue(at, Action::Deliver { from, to, message });
+    }
+}
+
+/// The outputs of the node named by the last [`Fabric::begin_call`], carried out as pushed.
+impl Sink<OutEvent<NodeIndex>> for Fabric {
+    fn push(&mut self, output: OutEvent<NodeIndex>) {
+        self.pushed += 1;
+        assert!(
+            self.pushed <= self.pushed_max,
+            "node {}: more than {} outputs in one call",
+            self.from,
+            self.pushed_max
+        );
+        let from = self.from;
+        match output {
+            OutEvent::SendMessage { to, message } => self.send(from, to, message),
+            OutEvent::ScheduleTimer { after_ms, timer } => {
+                let at = self.now_us + after_ms * 1000;
+                self.enqueue(at, Action::Timer { node: from, timer });
+            }
+            OutEvent::DisconnectPeer(peer) => self.links.close(from, peer),
+            OutEvent::EmitEvent(event) => match event {
+                Event::Broadcast(d) => {
+                    self.tracker.delivered(d.id, from, d.round, self.now_us);
+                }
+                Event::Registry(e) => {
+                    if self.record_registry_events {
+                        self.registry_events.push((from, e));
+                    }
+                }
+                Event::Membership(crate::hyparview::Event::Isolated) => {
+                    // Model of a discovery backend (DNS, static seed list kept current by the
+                    // operator, orchestrator endpoints): after a lookup delay it hands the
+                    // isolated node the address of some live member.
+                    let at = self.now_us + DISCOVERY_DELAY_US;
+                    self.enqueue(at, Action::Discover { node: from });
+                }
+                Event::Membership(_) => {}
+            },
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.pushed
+    }
+}
+
+/// Bits of [`Entry::hint`] that hold the layer (the rest is the node index).
+const HINT_LAYER_SHIFT: u32 = 30;
+
+/// The node an action is handled by and the layer it reaches first, packed for
+/// [`Entry::hint`] (node indices stay below 2^30: the simulator's nodes are far fewer).
+fn prefetch_hint(action: &Action) -> u32 {
+    let (node, layer) = match action {
+        Action::Deliver { to, message, .. } => (
+            *to,
+            match message {
+                Message::Hyparview(_) => Layer::Hyparview,
+                Message::Plumtree(_) => Layer::Plumtree,
+                Message::Registry(_) => Layer::Registry,
+            },
+        ),
+        Action::Timer { node, timer } => (
+            *node,
+            match timer {
+                Timer::Hyparview(_) => Layer::Hyparview,
+                Timer::Plumtree(_) => Layer::Plumtree,
+                Timer::Registry(_) => Layer::Registry,
+            },
+        ),
+        Action::LinkFailed { node, .. } | Action::Discover { node } => (*node, Layer::Hyparview),
+    };
+    debug_assert!(node < 1 << HINT_LAYER_SHIFT);
+    node | (layer as u32) << HINT_LAYER_SHIFT
+}
+
+/// The node and layer packed by [`prefetch_hint`].
+pub(super) fn decode_hint(hint: u32) -> (NodeIndex, Layer) {
+    let layer = match hint >> HINT_LAYER_SHIFT {
+        0 => Layer::Hyparview,
+        1 => Layer::Plumtree,
+        _ => Layer::Registry,
+    };
+    (hint & ((1 << HINT_LAYER_SHIFT) - 1), layer)
+}
+
+/// If `delivery` probably ends a shuffle walk (a reply, or a shuffle on its last hop), the
+/// node at the walk's other end and the peers the message carries: its receiver integrates
+/// them into its passive view and closes the temporary link to that node. A prefetch hint: a
+/// walk also ends early at a node without another active peer, and the link stays if the two
+/// are neighbours.
+pub(super) fn ends_shuffle(delivery: &Delivery) -> Option<(NodeIndex, &[NodeIndex])> {
+    use crate::hyparview::Message as H;
+    match &delivery.message {
+        Message::Hyparview(H::ShuffleReply { peers }) => Some((delivery.from, peers)),
+        Message::Hyparview(H::Shuffle { ttl, origin, peers }) if *ttl <= 1 => {
+            Some((*origin, peers))
+        }
+        _ => None,
+    }
+}
+
+/// Whether an event keeps the network from being quiescent: broadcast traffic and its
+/// timers, membership repair traffic and link failures. Periodic background traffic (shuffle
+/// walks, registry anti-entropy) never stops, so it does not count.
+fn counts_as_activity(action: &Action) -> bool {
+    use crate::hyparview::Message as H;
+    match action {
+        // Also background: low-priority NEIGHBOR requests and their rejections, which a node
+        // one link short keeps sending every few seconds; at 100,000 nodes one of them is
+        // always in flight, and counting them made every "until quiescent" run to its deadline.
+        // (Repair after a crash is awaited separately, through the pending operations.)
+        Action::Deliver { message, .. } => !matches!(
+            message,
+            Message::Hyparview(
+                H::Shuffle { .. }
+                    | H::ShuffleReply { .. }
+                    | H::Neighbor { priority: crate::hyparview::Priority::Low }
+                    | H::NeighborReply { accepted: false }
+            ) | Message::Registry(_)
+        ),
+        Action::LinkFailed { .. } | Action::Discover { .. } => true,
+        Action::Timer { timer, .. } => {
+            matches!(
+                timer,
+                Timer::Plumtree(plumtree::Timer::IHaveFlush | plumtree::Timer::Graft { .. })
+            )
+        }
+    }
+}
