@@ -727,9 +727,15 @@ impl<P: PeerId> State<P> {
         let mut wanted = self.config.active_size.saturating_sub(self.active.len() + in_flight);
         let mut next_backoff_ms: Option<u64> = None;
         while wanted > 0 {
-            let mut eligible: Vec<&P> = Vec::new();
+            // Candidates: passive peers neither pending nor active, out of backoff. Counted,
+            // then the one drawn found again: the draw `Rng::choose` would make over a list
+            // of them, without building the list (a node one link short comes here on every
+            // retry).
+            let (pending, active) = (&self.pending, &self.active);
+            let available = |peer: &P| !pending.contains_key(peer) && !active.contains(peer);
+            let mut count = 0;
             for (peer, r) in self.passive.iter() {
-                if self.pending.contains_key(peer) || self.active.contains(peer) {
+                if !available(peer) {
                     continue;
                 }
                 if r.backoff_until_ms() > now_ms {
@@ -737,9 +743,20 @@ impl<P: PeerId> State<P> {
                     next_backoff_ms = Some(next_backoff_ms.map_or(until_ms, |t| t.min(until_ms)));
                     continue;
                 }
-                eligible.push(peer);
+                count += 1;
             }
-            let Some(candidate) = self.rng.choose(&eligible).map(|p| (*p).clone()) else { break };
+            if count == 0 {
+                break;
+            }
+            let pick = self.rng.index(count);
+            let candidate = self
+                .passive
+                .iter()
+                .filter(|(peer, r)| available(peer) && r.backoff_until_ms() <= now_ms)
+                .nth(pick)
+                .map(|(peer, _)| peer.clone())
+                // Invariant: nothing changed since `count` candidates were counted.
+                .expect("pick < count");
             // High priority only for the first request made with an empty active view: one
             // forced eviction somewhere is enough to reconnect us.
             let high_in_flight =
