@@ -202,9 +202,19 @@ impl Network {
         self.nodes.push(node);
         self.fabric_mut().side.push(0);
         self.live.push(i);
-        self.outbox.sink_mut().begin_call(i);
-        self.nodes[i as usize].start(now, &mut self.outbox);
+        let (node, out) = self.calling(i);
+        node.start(now, out);
         i
+    }
+
+    /// Node `i` and the outbox its call pushes into, the fabric told whose outputs follow:
+    /// every call of a node goes through here.
+    fn calling(
+        &mut self,
+        i: NodeIndex,
+    ) -> (&mut Node<NodeIndex>, &mut NodeOutbox<NodeIndex, Fabric>) {
+        self.outbox.sink_mut().begin_call(i);
+        (&mut self.nodes[i as usize], &mut self.outbox)
     }
 
     /// Node `i` joins through `contacts`.
@@ -226,9 +236,9 @@ impl Network {
         let nodes = self.nodes.len();
         let fabric = self.outbox.sink_mut();
         fabric.tracker.start(id, i, fabric.now_us, nodes);
-        fabric.begin_call(i);
-        let sent = self.nodes[i as usize]
-            .broadcast(now, Tag::APPLICATION_MIN, payload, &mut self.outbox)
+        let (node, out) = self.calling(i);
+        let sent = node
+            .broadcast(now, Tag::APPLICATION_MIN, payload, out)
             .expect("simulator payloads are within limits");
         assert_eq!(sent, id, "the broadcast got the id announced for it");
         id
@@ -238,9 +248,8 @@ impl Network {
     pub fn register(&mut self, i: NodeIndex, name: &str, reg_id: u64) {
         let now = self.now();
         assert!(self.is_alive(i), "register on a dead node");
-        self.outbox.sink_mut().begin_call(i);
-        let node = &mut self.nodes[i as usize];
-        node.register_service(now, name, reg_id, Bytes::new(), &mut self.outbox)
+        let (node, out) = self.calling(i);
+        node.register_service(now, name, reg_id, Bytes::new(), out)
             .expect("simulator registrations are valid");
     }
 
@@ -249,8 +258,8 @@ impl Network {
             return;
         }
         let now = self.now();
-        self.outbox.sink_mut().begin_call(i);
-        self.nodes[i as usize].handle(now, event, &mut self.outbox);
+        let (node, out) = self.calling(i);
+        node.handle(now, event, out);
     }
 
     /// Crashes nodes at once: their state is dropped, messages to them fail, and every live
@@ -262,18 +271,7 @@ impl Network {
         }
         let side = &fabric.side;
         self.live.retain(|i| side[*i as usize] != DEAD);
-        let mut notices = Vec::new();
-        for (i, node) in self.nodes.iter().enumerate() {
-            if side[i] == DEAD {
-                continue;
-            }
-            let hv = node.hyparview();
-            for peer in hv.active_view().iter().chain(hv.pending_peers()) {
-                if side[*peer as usize] == DEAD {
-                    notices.push((i as NodeIndex, *peer));
-                }
-            }
-        }
+        self.fail_cut_links(|side, _, peer| side[peer] == DEAD);
         let now = self.now();
         for v in victims {
             // The state is dropped; an empty node holds the place (it never runs again: every
@@ -286,9 +284,22 @@ impl Network {
                 now,
             );
         }
-        let fabric = self.fabric_mut();
-        for (node, peer) in notices {
-            fabric.schedule_failure(node, peer);
+    }
+
+    /// Reports, after the detection delay, each link (active or being set up) of a live node
+    /// to a peer that `cut(sides, node, peer)` says it can no longer reach.
+    fn fail_cut_links(&mut self, cut: impl Fn(&[u8], usize, usize) -> bool) {
+        let fabric = self.outbox.sink_mut();
+        for (i, node) in self.nodes.iter().enumerate() {
+            if fabric.side[i] == DEAD {
+                continue;
+            }
+            let hv = node.hyparview();
+            for peer in hv.active_view().iter().chain(hv.pending_peers()) {
+                if cut(&fabric.side, i, *peer as usize) {
+                    fabric.schedule_failure(i as NodeIndex, *peer);
+                }
+            }
         }
     }
 
@@ -303,21 +314,7 @@ impl Network {
                 *side = *g;
             }
         }
-        let mut notices = Vec::new();
-        for (i, node) in self.nodes.iter().enumerate() {
-            if fabric.side[i] == DEAD {
-                continue;
-            }
-            let hv = node.hyparview();
-            for peer in hv.active_view().iter().chain(hv.pending_peers()) {
-                if group[*peer as usize] != group[i] {
-                    notices.push((i as NodeIndex, *peer));
-                }
-            }
-        }
-        for (node, peer) in notices {
-            fabric.schedule_failure(node, peer);
-        }
+        self.fail_cut_links(|_, node, peer| group[peer] != group[node]);
     }
 
     /// Removes the partition.
