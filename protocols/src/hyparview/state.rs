@@ -734,16 +734,13 @@ impl<P: PeerId> State<P> {
             let (pending, active) = (&self.pending, &self.active);
             let available = |peer: &P| !pending.contains_key(peer) && !active.contains(peer);
             let mut count = 0;
-            for (peer, r) in self.passive.iter() {
-                if !available(peer) {
-                    continue;
-                }
-                if r.backoff_until_ms() > now_ms {
-                    let until_ms = r.backoff_until_ms();
+            for (_, r) in self.passive.iter().filter(|(peer, _)| available(peer)) {
+                let until_ms = r.backoff_until_ms();
+                if until_ms > now_ms {
                     next_backoff_ms = Some(next_backoff_ms.map_or(until_ms, |t| t.min(until_ms)));
-                    continue;
+                } else {
+                    count += 1;
                 }
-                count += 1;
             }
             if count == 0 {
                 break;
