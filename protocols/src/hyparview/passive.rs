@@ -139,9 +139,44 @@ impl<P: PeerId> PassiveView<P> {
         prefer_evict: &[P],
         rng: &mut Rng,
     ) {
-        // Bit i: `peers[i]` is listed in `prefer_evict` (`None`: the view is too large).
-        let mut preferred: Option<u64> = (self.len_max <= 64)
+        let listed = (self.len_max <= 64)
             .then(|| prefer_evict.iter().fold(0, |bits, listed| bits | self.mask_of(listed)));
+        self.insert_all_listed(peers, now_ms, prefer_evict, listed, rng);
+    }
+
+    /// [`PassiveView::insert_all`] preferring to evict `sample`, which
+    /// [`PassiveView::sample_into`] just drew from this view (unchanged since) and whose
+    /// positions it returned as `sampled`: the end of a shuffle walk, where searching the view
+    /// for each sampled peer was a quarter of the integration's searches.
+    pub(crate) fn insert_all_evicting_sample(
+        &mut self,
+        peers: impl IntoIterator<Item = P>,
+        now_ms: u64,
+        sample: &[P],
+        sampled: u64,
+        rng: &mut Rng,
+    ) {
+        let listed = (self.len_max <= 64).then_some(sampled);
+        debug_assert_eq!(
+            listed,
+            (self.len_max <= 64)
+                .then(|| sample.iter().fold(0, |bits, listed| bits | self.mask_of(listed))),
+            "a sample's positions are those of its peers in the view"
+        );
+        self.insert_all_listed(peers, now_ms, sample, listed, rng);
+    }
+
+    /// The insertions of [`PassiveView::insert_all`], with bit i of `listed` set where entry i
+    /// is in `prefer_evict` (`None`: the view may be too large for a mask).
+    fn insert_all_listed(
+        &mut self,
+        peers: impl IntoIterator<Item = P>,
+        now_ms: u64,
+        prefer_evict: &[P],
+        listed: Option<u64>,
+        rng: &mut Rng,
+    ) {
+        let mut preferred = listed;
         for peer in peers {
             if let Some(i) = self.position(&peer) {
                 self.records[i].refreshed_ms = now_ms;
@@ -237,23 +272,75 @@ impl<P: PeerId> PassiveView<P> {
         before - kept
     }
 
-    /// A uniformly random sample of at most `count` peers, excluding `exclude`.
-    pub(crate) fn sample(&self, count: usize, exclude: &P, rng: &mut Rng) -> Vec<P> {
-        // Sized up front: collecting a filter grew the vector four times for a full view.
-        let mut peers = Vec::with_capacity(self.peers.len());
-        self.sample_into(count, exclude, rng, &mut peers);
-        peers
+    /// Appends a uniformly random sample of at most `count` peers, excluding `exclude`, to
+    /// `out`. Returns the view positions sampled, one bit each, for views of at most 64
+    /// entries (0 for larger ones): the end of a shuffle walk prefers to evict exactly the
+    /// entries it sends away, and gets their positions here instead of searching the view for
+    /// each of them.
+    ///
+    /// Positions are shuffled, not peers, and only as far as the sample reaches
+    /// ([`Rng::partial_shuffle`]): a copy and a whole shuffle of a full view were a seventh of
+    /// a simulated membership cycle.
+    pub(crate) fn sample_into(
+        &self,
+        count: usize,
+        exclude: &P,
+        rng: &mut Rng,
+        out: &mut Vec<P>,
+    ) -> u64 {
+        let len = self.peers.len();
+        if len <= 64 {
+            let mut order = IDENTITY;
+            let order = &mut order[..len];
+            // Peers are distinct: `exclude` is at most one position.
+            let excluded = self.mask_of(exclude);
+            let kept = if excluded == 0 {
+                order
+            } else {
+                let at = excluded.trailing_zeros() as usize;
+                order.copy_within(at + 1.., at);
+                &mut order[..len - 1]
+            };
+            self.take_sample(kept, count, rng, out)
+        } else {
+            let mut order: Vec<u16> =
+                (0..len as u16).filter(|i| self.peers[usize::from(*i)] != *exclude).collect();
+            self.take_sample(&mut order, count, rng, out);
+            0
+        }
     }
 
-    /// [`PassiveView::sample`] appended to `out` (same draws): the entries are shuffled in
-    /// `out`'s tail, which needs room for the whole view until it is truncated.
-    pub(crate) fn sample_into(&self, count: usize, exclude: &P, rng: &mut Rng, out: &mut Vec<P>) {
-        let start = out.len();
-        out.extend(self.peers.iter().filter(|p| *p != exclude).cloned());
-        rng.shuffle(&mut out[start..]);
-        out.truncate(start + count.min(out.len() - start));
+    /// Appends the peers at `count` positions drawn from `order`; returns their bits (those
+    /// below 64).
+    fn take_sample<I: Copy + Into<usize>>(
+        &self,
+        order: &mut [I],
+        count: usize,
+        rng: &mut Rng,
+        out: &mut Vec<P>,
+    ) -> u64 {
+        let count = count.min(order.len());
+        rng.partial_shuffle(order, count);
+        let mut taken = 0;
+        for i in &order[..count] {
+            let i: usize = (*i).into();
+            out.push(self.peers[i].clone());
+            taken |= 1u64.checked_shl(i as u32).unwrap_or(0);
+        }
+        taken
     }
 }
+
+/// View positions 0..64 in order, copied as the starting order of a sample.
+const IDENTITY: [u8; 64] = {
+    let mut order = [0; 64];
+    let mut i = 0;
+    while i < 64 {
+        order[i] = i as u8;
+        i += 1;
+    }
+    order
+};
 
 fn entry<P: Clone>(peer: &P, r: &Record) -> PassiveEntry<P> {
     PassiveEntry {

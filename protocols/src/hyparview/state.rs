@@ -533,10 +533,18 @@ impl<P: PeerId> State<P> {
         }
         // End of the walk: answer the originator directly with a passive sample of equal size,
         // then integrate, preferring to evict what we just sent away.
-        let reply = self.passive.sample(peers.len(), &origin, &mut self.rng);
+        let mut reply = Vec::with_capacity(peers.len().min(self.passive.len()));
+        let sampled = self.passive.sample_into(peers.len(), &origin, &mut self.rng, &mut reply);
         // Integrated before the reply is queued, so the reply moves instead of being copied;
         // integrating only changes the views and draws after the sample, as before.
-        self.integrate(now_ms, peers, &reply);
+        let Self { me, active, passive, rng, .. } = self;
+        passive.insert_all_evicting_sample(
+            unknown(me, active, peers),
+            now_ms,
+            &reply,
+            sampled,
+            rng,
+        );
         // The reply travels on a temporary link; HyParView does not need it afterwards.
         let temporary = !self.active.contains(&origin);
         out.push(OutEvent::SendMessage {
@@ -560,17 +568,11 @@ impl<P: PeerId> State<P> {
         }
         peers.truncate(self.config.shuffle_length);
         let sent = std::mem::take(&mut self.last_shuffle_sample);
-        self.integrate(now_ms, peers, &sent);
+        let Self { me, active, passive, rng, .. } = self;
+        passive.insert_all(unknown(me, active, peers), now_ms, &sent, rng);
         if !self.active.contains(&from) {
             out.push(OutEvent::DisconnectPeer(from));
         }
-    }
-
-    fn integrate(&mut self, now_ms: u64, peers: Vec<P>, prefer_evict: &[P]) {
-        let Self { me, active, passive, rng, .. } = self;
-        let new =
-            peers.into_iter().filter(|peer| peer != me && !super::eq_mask::contains(active, peer));
-        passive.insert_all(new, now_ms, prefer_evict, rng);
     }
 
     fn on_peer_failed(&mut self, now_ms: u64, peer: P, out: &mut impl Sink<OutEvent<P>>) {
@@ -696,14 +698,13 @@ impl<P: PeerId> State<P> {
     fn start_shuffle(&mut self, out: &mut impl Sink<OutEvent<P>>) {
         let Some(target) = self.rng.choose(&self.active).cloned() else { return };
         let c = &self.config;
-        // One buffer for the message: the origin, then the active and passive samples, each
-        // shuffled in place in the buffer's tail (the same draws as separate vectors, without
-        // allocating two of them per walk). Sized for both whole views so that it never
-        // grows; a walk lasts a few round trips, so few are in flight at once.
-        let mut peers = Vec::with_capacity(1 + self.active.len() + self.passive.len());
+        // One buffer for the message: the origin, then the active sample, drawn in place in
+        // the buffer's tail, then the passive one (without allocating a vector for each per
+        // walk). Sized for the whole active view and the whole message so that it never grows.
+        let mut peers = Vec::with_capacity((1 + self.active.len()).max(c.shuffle_length));
         peers.push(self.me.clone());
         peers.extend(self.active.iter().filter(|p| **p != target).cloned());
-        self.rng.shuffle(&mut peers[1..]);
+        self.rng.partial_shuffle(&mut peers[1..], c.shuffle_active);
         peers.truncate(1 + c.shuffle_active);
         let passive_count = c.shuffle_length - 1 - (peers.len() - 1).min(c.shuffle_active);
         self.passive.sample_into(passive_count, &target, &mut self.rng, &mut peers);
@@ -933,4 +934,14 @@ impl<P: PeerId> State<P> {
     pub fn passive_entry(&self, peer: &P) -> Option<PassiveEntry<P>> {
         self.passive.get(peer)
     }
+}
+
+/// The peers of a received shuffle sample worth keeping as passive candidates: neither this
+/// node nor already in the active view.
+fn unknown<'a, P: PeerId>(
+    me: &'a P,
+    active: &'a [P],
+    peers: Vec<P>,
+) -> impl Iterator<Item = P> + 'a {
+    peers.into_iter().filter(move |peer| peer != me && !super::eq_mask::contains(active, peer))
 }
