@@ -53,6 +53,7 @@ fn as_u32s<P: PeerId>(items: &[P]) -> &[u32] {
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
+#[inline]
 fn equal_mask_u32(items: &[u32], target: u32) -> u64 {
     use std::arch::x86_64::{
         __m128i, _mm_castsi128_ps, _mm_cmpeq_epi32, _mm_loadu_si128, _mm_movemask_epi8,
@@ -97,8 +98,15 @@ fn equal_mask_u32(items: &[u32], target: u32) -> u64 {
 
 /// The mask of `len` entries from blocks of `width` (`len >= width`): `block(i)` gives the
 /// bits of entries i..i + width.
+#[inline(always)]
 fn by_blocks(len: usize, width: usize, block: impl Fn(usize) -> u64) -> u64 {
     debug_assert!(len >= width);
+    if len <= 2 * width {
+        // The common case (a 30-entry passive view, an 8-peer sample, a 5-peer active view):
+        // the first block and the one ending at the last entry, no loop.
+        let start = len - width;
+        return block(0) | block(start) << start;
+    }
     let mut bits = 0;
     let mut i = 0;
     while i + width <= len {
