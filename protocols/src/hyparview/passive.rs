@@ -176,40 +176,59 @@ impl<P: PeerId> PassiveView<P> {
         listed: Option<u64>,
         rng: &mut Rng,
     ) {
-        let mut preferred = listed;
+        let Some(mut listed) = listed else {
+            // A view too large for masks: plain scans.
+            for peer in peers {
+                if let Some(i) = self.position(&peer) {
+                    self.records[i].refreshed_ms = now_ms;
+                } else if self.peers.len() >= self.len_max {
+                    let victim = self.peers.iter().position(|p| prefer_evict.contains(p));
+                    let victim = victim.unwrap_or_else(|| rng.index(self.peers.len()));
+                    self.replace(victim, peer, now_ms);
+                } else {
+                    self.peers.push(peer);
+                    self.records.push(Record::new(now_ms));
+                }
+            }
+            return;
+        };
+        debug_assert!(self.len_max <= 64);
         for peer in peers {
-            if let Some(i) = self.position(&peer) {
-                self.records[i].refreshed_ms = now_ms;
+            let found = self.mask_of(&peer);
+            if found != 0 {
+                self.records[found.trailing_zeros() as usize].refreshed_ms = now_ms;
                 continue;
             }
-            if self.peers.len() >= self.len_max {
-                // The first listed entry in view order, else a random one.
-                let listed = match preferred {
-                    Some(bits) => (bits != 0).then(|| bits.trailing_zeros() as usize),
-                    None => self.peers.iter().position(|p| prefer_evict.contains(p)),
-                };
-                let victim = listed.unwrap_or_else(|| rng.index(self.peers.len()));
-                if let Some(bits) = &mut preferred {
-                    // `swap_remove` moves the last entry into the victim's place: so does its
-                    // bit.
-                    let last = self.peers.len() - 1;
-                    let last_bit = (*bits >> last) & 1;
-                    *bits &= !(1 << victim) & !(1 << last);
-                    if victim != last {
-                        *bits |= last_bit << victim;
-                    }
-                }
-                self.swap_remove(victim);
+            let new_bit = u64::from(super::eq_mask::contains(prefer_evict, &peer));
+            let len = self.peers.len();
+            if len < self.len_max {
+                listed |= new_bit << len;
+                self.peers.push(peer);
+                self.records.push(Record::new(now_ms));
+                continue;
             }
-            if let Some(bits) = &mut preferred {
-                if super::eq_mask::contains(prefer_evict, &peer) {
-                    *bits |= 1 << self.peers.len();
-                }
-            }
-            self.peers.push(peer);
-            self.records.push(Record::new(now_ms));
-            debug_assert!(self.peers.len() <= self.len_max);
+            // Full: the first listed entry in view order, else a random one, makes room.
+            let victim =
+                if listed != 0 { listed.trailing_zeros() as usize } else { rng.index(len) };
+            self.replace(victim, peer, now_ms);
+            // As in `replace`, the last entry's bit moves into the victim's place and the new
+            // entry's bit is the last one (when the victim is the last entry, only the latter).
+            let last = len - 1;
+            let last_bit = (listed >> last) & 1;
+            listed = (listed & !(1 << victim)) | last_bit << victim;
+            listed = (listed & !(1 << last)) | new_bit << last;
         }
+    }
+
+    /// Evicts entry `victim` of a full view for `peer`: what `swap_remove(victim)` then a push
+    /// would leave (the last entry takes the victim's place, the new one goes last), without
+    /// changing the lengths.
+    fn replace(&mut self, victim: usize, peer: P, now_ms: u64) {
+        let last = self.peers.len() - 1;
+        self.peers.swap(victim, last);
+        self.peers[last] = peer;
+        self.records[victim] = self.records[last];
+        self.records[last] = Record::new(now_ms);
     }
 
     pub(crate) fn remove(&mut self, peer: &P) -> Option<PassiveEntry<P>> {
