@@ -86,27 +86,6 @@ pub(super) enum Local {
     Discover { node: NodeIndex },
 }
 
-/// What an event does when popped. Stored split into [`Delivery`] and [`Local`] while queued.
-pub(super) enum Action {
-    Deliver {
-        from: NodeIndex,
-        to: NodeIndex,
-        message: Message<NodeIndex>,
-    },
-    LinkFailed {
-        node: NodeIndex,
-        peer: NodeIndex,
-    },
-    Timer {
-        node: NodeIndex,
-        timer: Timer<NodeIndex>,
-    },
-    /// The discovery model answers an isolated node with a live contact.
-    Discover {
-        node: NodeIndex,
-    },
-}
-
 /// Message counters by kind over the whole run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MessageCounts {
@@ -213,36 +192,56 @@ impl Fabric {
         counts
     }
 
-    /// Queues `action` at virtual time `at_us`.
-    pub(super) fn enqueue(&mut self, at_us: u64, action: Action) {
-        let active = if counts_as_activity(&action) {
-            self.activity += 1;
+    /// Queues the delivery of `message` to `to` at virtual time `at_us`. Deliveries and the
+    /// other events take separate paths (and slabs), so a message is moved into its slot
+    /// directly instead of through an enum of every action (four moves of 72 bytes were most
+    /// of queueing a message).
+    fn enqueue_delivery(
+        &mut self,
+        at_us: u64,
+        from: NodeIndex,
+        to: NodeIndex,
+        message: Message<NodeIndex>,
+    ) {
+        let active = self.note_activity(delivery_is_activity(&message));
+        let hint = hint(to, message_layer(&message));
+        let slot = self.deliveries.insert(Delivery { from, to, message });
+        self.push_entry(at_us, slot | active, hint);
+    }
+
+    /// Queues `local` (a timer, a link failure report, a discovery answer) at `at_us`.
+    pub(super) fn enqueue_local(&mut self, at_us: u64, local: Local) {
+        let active = self.note_activity(local_is_activity(&local));
+        let hint = match &local {
+            Local::Timer { node, timer } => hint(*node, timer_layer(timer)),
+            Local::LinkFailed { node, .. } | Local::Discover { node } => {
+                hint(*node, Layer::Hyparview)
+            }
+        };
+        let slot = self.locals.insert(local);
+        self.push_entry(at_us, LOCAL_SLOT | slot | active, hint);
+    }
+
+    /// Counts a queued event as activity if it is one; returns its [`ACTIVE_SLOT`] bit.
+    fn note_activity(&mut self, active: bool) -> u32 {
+        self.activity += u64::from(active);
+        if active {
             ACTIVE_SLOT
         } else {
             0
-        };
+        }
+    }
+
+    fn push_entry(&mut self, at_us: u64, slot: u32, hint: u32) {
         self.seq += 1;
-        let hint = prefetch_hint(&action);
-        let slot = match action {
-            Action::Deliver { from, to, message } => {
-                self.deliveries.insert(Delivery { from, to, message })
-            }
-            Action::LinkFailed { node, peer } => {
-                LOCAL_SLOT | self.locals.insert(Local::LinkFailed { node, peer })
-            }
-            Action::Timer { node, timer } => {
-                LOCAL_SLOT | self.locals.insert(Local::Timer { node, timer })
-            }
-            Action::Discover { node } => LOCAL_SLOT | self.locals.insert(Local::Discover { node }),
-        };
-        self.queue.push(Entry { at_us, seq: self.seq, slot: slot | active, hint });
+        self.queue.push(Entry { at_us, seq: self.seq, slot, hint });
     }
 
     /// Reports the link from `node` to `peer` as failed after the detection delay (once).
     pub(super) fn schedule_failure(&mut self, node: NodeIndex, peer: NodeIndex) {
         if self.failing.insert((node, peer), ()).is_none() {
             let at = self.now_us + self.link_failure_detect_us;
-            self.enqueue(at, Action::LinkFailed { node, peer });
+            self.enqueue_local(at, Local::LinkFailed { node, peer });
         }
     }
 
@@ -271,7 +270,7 @@ impl Fabric {
             return;
         }
         let at = self.links.schedule(self.now_us, from, to, &mut self.rng);
-        self.enqueue(at, Action::Deliver { from, to, message });
+        self.enqueue_delivery(at, from, to, message);
     }
 }
 
@@ -290,7 +289,7 @@ impl Sink<OutEvent<NodeIndex>> for Fabric {
             OutEvent::SendMessage { to, message } => self.send(from, to, message),
             OutEvent::ScheduleTimer { after_ms, timer } => {
                 let at = self.now_us + after_ms * 1000;
-                self.enqueue(at, Action::Timer { node: from, timer });
+                self.enqueue_local(at, Local::Timer { node: from, timer });
             }
             OutEvent::DisconnectPeer(peer) => self.links.close(from, peer),
             OutEvent::EmitEvent(event) => match event {
@@ -307,7 +306,7 @@ impl Sink<OutEvent<NodeIndex>> for Fabric {
                     // operator, orchestrator endpoints): after a lookup delay it hands the
                     // isolated node the address of some live member.
                     let at = self.now_us + DISCOVERY_DELAY_US;
-                    self.enqueue(at, Action::Discover { node: from });
+                    self.enqueue_local(at, Local::Discover { node: from });
                 }
                 Event::Membership(_) => {}
             },
@@ -322,33 +321,30 @@ impl Sink<OutEvent<NodeIndex>> for Fabric {
 /// Bits of [`Entry::hint`] that hold the layer (the rest is the node index).
 const HINT_LAYER_SHIFT: u32 = 30;
 
-/// The node an action is handled by and the layer it reaches first, packed for
+/// The node an event is handled by and the layer it reaches first, packed for
 /// [`Entry::hint`] (node indices stay below 2^30: the simulator's nodes are far fewer).
-fn prefetch_hint(action: &Action) -> u32 {
-    let (node, layer) = match action {
-        Action::Deliver { to, message, .. } => (
-            *to,
-            match message {
-                Message::Hyparview(_) => Layer::Hyparview,
-                Message::Plumtree(_) => Layer::Plumtree,
-                Message::Registry(_) => Layer::Registry,
-            },
-        ),
-        Action::Timer { node, timer } => (
-            *node,
-            match timer {
-                Timer::Hyparview(_) => Layer::Hyparview,
-                Timer::Plumtree(_) => Layer::Plumtree,
-                Timer::Registry(_) => Layer::Registry,
-            },
-        ),
-        Action::LinkFailed { node, .. } | Action::Discover { node } => (*node, Layer::Hyparview),
-    };
+fn hint(node: NodeIndex, layer: Layer) -> u32 {
     debug_assert!(node < 1 << HINT_LAYER_SHIFT);
     node | (layer as u32) << HINT_LAYER_SHIFT
 }
 
-/// The node and layer packed by [`prefetch_hint`].
+fn message_layer(message: &Message<NodeIndex>) -> Layer {
+    match message {
+        Message::Hyparview(_) => Layer::Hyparview,
+        Message::Plumtree(_) => Layer::Plumtree,
+        Message::Registry(_) => Layer::Registry,
+    }
+}
+
+fn timer_layer(timer: &Timer<NodeIndex>) -> Layer {
+    match timer {
+        Timer::Hyparview(_) => Layer::Hyparview,
+        Timer::Plumtree(_) => Layer::Plumtree,
+        Timer::Registry(_) => Layer::Registry,
+    }
+}
+
+/// The node and layer packed by [`hint`].
 pub(super) fn decode_hint(hint: u32) -> (NodeIndex, Layer) {
     let layer = match hint >> HINT_LAYER_SHIFT {
         0 => Layer::Hyparview,
@@ -374,27 +370,32 @@ pub(super) fn ends_shuffle(delivery: &Delivery) -> Option<(NodeIndex, &[NodeInde
     }
 }
 
-/// Whether an event keeps the network from being quiescent: broadcast traffic and its
-/// timers, membership repair traffic and link failures. Periodic background traffic (shuffle
-/// walks, registry anti-entropy) never stops, so it does not count.
-fn counts_as_activity(action: &Action) -> bool {
+/// Whether a message keeps the network from being quiescent: broadcast traffic and
+/// membership repair traffic. Periodic background traffic (shuffle walks, registry
+/// anti-entropy) never stops, so it does not count.
+fn delivery_is_activity(message: &Message<NodeIndex>) -> bool {
     use crate::hyparview::Message as H;
-    match action {
-        // Also background: low-priority NEIGHBOR requests and their rejections, which a node
-        // one link short keeps sending every few seconds; at 100,000 nodes one of them is
-        // always in flight, and counting them made every "until quiescent" run to its deadline.
-        // (Repair after a crash is awaited separately, through the pending operations.)
-        Action::Deliver { message, .. } => !matches!(
-            message,
-            Message::Hyparview(
-                H::Shuffle { .. }
-                    | H::ShuffleReply { .. }
-                    | H::Neighbor { priority: crate::hyparview::Priority::Low }
-                    | H::NeighborReply { accepted: false }
-            ) | Message::Registry(_)
-        ),
-        Action::LinkFailed { .. } | Action::Discover { .. } => true,
-        Action::Timer { timer, .. } => {
+    // Also background: low-priority NEIGHBOR requests and their rejections, which a node one
+    // link short keeps sending every few seconds; at 100,000 nodes one of them is always in
+    // flight, and counting them made every "until quiescent" run to its deadline. (Repair
+    // after a crash is awaited separately, through the pending operations.)
+    !matches!(
+        message,
+        Message::Hyparview(
+            H::Shuffle { .. }
+                | H::ShuffleReply { .. }
+                | H::Neighbor { priority: crate::hyparview::Priority::Low }
+                | H::NeighborReply { accepted: false }
+        ) | Message::Registry(_)
+    )
+}
+
+/// Whether a local event keeps the network from being quiescent: link failures, discovery
+/// answers and broadcast timers do; periodic membership and registry timers do not.
+fn local_is_activity(local: &Local) -> bool {
+    match local {
+        Local::LinkFailed { .. } | Local::Discover { .. } => true,
+        Local::Timer { timer, .. } => {
             matches!(
                 timer,
                 Timer::Plumtree(plumtree::Timer::IHaveFlush | plumtree::Timer::Graft { .. })

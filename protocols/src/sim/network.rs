@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::fabric::{
-    decode_hint, ends_shuffle, Action, Delivery, Fabric, Local, MessageCounts, ACTIVE_SLOT, DEAD,
+    decode_hint, ends_shuffle, Delivery, Fabric, Local, MessageCounts, ACTIVE_SLOT, DEAD,
     LOCAL_SLOT, SLOT_INDEX,
 };
 use super::graph;
@@ -356,7 +356,7 @@ impl Network {
             } else {
                 let fabric = self.outbox.sink_mut();
                 let at = fabric.now_us + 1 + fabric.rng.below(period_us);
-                fabric.enqueue(at, Action::Timer { node, timer });
+                fabric.enqueue_local(at, Local::Timer { node, timer });
             }
         }
     }
