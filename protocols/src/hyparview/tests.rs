@@ -127,6 +127,23 @@ fn joiner_sends_join_with_backstop_and_emits_joined_on_accept() {
 }
 
 #[test]
+fn a_declined_request_closes_its_connection_unless_the_peer_is_active() {
+    // A full contact declines the JOIN: the joiner closes the connection the request opened
+    // (the walks the contact started bring the links).
+    let mut s = state(9);
+    run(&mut s, 0, InEvent::Join(vec![0]));
+    let out = non_periodic(run(&mut s, 20, msg(0, Message::NeighborReply { accepted: false })));
+    assert!(out.contains(&OutEvent::DisconnectPeer(0)), "{out:?}");
+    assert_eq!(s.pending_peers().count(), 0);
+    // A decline from a peer that is an active neighbour (an answer overtaken by its own
+    // NEIGHBOR request) leaves the link alone.
+    let mut s = with_active(0, &[1]);
+    let out = run(&mut s, 5, msg(1, Message::NeighborReply { accepted: false }));
+    assert!(!out.contains(&OutEvent::DisconnectPeer(1)), "{out:?}");
+    assert!(s.is_active(&1));
+}
+
+#[test]
 fn contact_retry_rejoins_only_while_the_active_view_is_empty() {
     let mut s = state(9);
     run(&mut s, 0, InEvent::Join(vec![0]));
@@ -283,9 +300,10 @@ fn rejected_promotion_defers_the_candidate_and_tries_the_next() {
     let entry = s.passive_entry(&1).expect("failed active peer kept in passive");
     assert_eq!(entry.fail_count, 1);
     assert_eq!(entry.backoff_until_ms, 100 + 2_000, "base_backoff_ms · 2^1");
-    // 10 rejects: it is deferred, nobody else is eligible yet, a promote retry is armed.
+    // 10 rejects: its connection is closed (it carried only the request), it is deferred,
+    // nobody else is eligible yet, a promote retry is armed.
     let out = run(&mut s, 110, msg(10, Message::NeighborReply { accepted: false }));
-    assert_eq!(out, vec![]);
+    assert_eq!(out, vec![OutEvent::DisconnectPeer(10)]);
     assert_eq!(s.passive_entry(&10).unwrap().backoff_until_ms, 110 + 1_000);
     // When the retry fires after the backoff, a candidate is asked again.
     let out = run(&mut s, 1_200, InEvent::TimerExpired(Timer::Promote));
