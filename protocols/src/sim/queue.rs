@@ -106,8 +106,11 @@ impl EventQueue {
     }
 
     /// The next entry without removing it.
+    #[inline]
     pub(crate) fn peek(&mut self) -> Option<Entry> {
-        self.load_next()?;
+        if self.current.len() <= LOOKAHEAD {
+            self.load_next()?;
+        }
         self.current.last().copied()
     }
 
@@ -119,18 +122,21 @@ impl EventQueue {
     }
 
     /// Removes and returns the next entry.
+    #[inline]
     pub(crate) fn pop(&mut self) -> Option<Entry> {
-        self.load_next()?;
+        // The common case, `current` long enough, without a call (nearly every pop of a dense
+        // run; `load_next` would return at once).
+        if self.current.len() <= LOOKAHEAD {
+            self.load_next()?;
+        }
         self.len -= 1;
         self.current.pop()
     }
 
     /// Makes `current` non-empty if any entry is queued, and tops it up to more than
     /// [`LOOKAHEAD`] entries from the buckets that follow. Returns `None` when empty.
+    #[inline(never)]
     fn load_next(&mut self) -> Option<()> {
-        if self.current.len() > LOOKAHEAD {
-            return Some(());
-        }
         // Each pass takes the next millisecond's bucket: the loop ends when `current` is
         // long enough, reaches `TOPUP_MS_MAX` past the next event, or the ring is empty (every
         // bucket is visited once per lap of `current_ms`, so the scanning over a whole run is
