@@ -5,7 +5,6 @@
 //! docs/protocols/hyparview.md for the mapping to the paper and the deviations.
 
 mod config;
-mod eq_mask;
 mod event;
 mod message;
 mod passive;

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+mod eq_mask;
 pub mod hlc;
 pub mod hyparview;
 pub mod name;

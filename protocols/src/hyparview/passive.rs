@@ -96,7 +96,7 @@ impl<P: PeerId> PassiveView<P> {
     /// listed peers with `contains`, then finding each incoming peer with an early-exit
     /// scan, were most of a shuffle's integration (mispredicted branches).
     fn mask_of(&self, peer: &P) -> u64 {
-        super::eq_mask::equal_mask(&self.peers, peer)
+        crate::eq_mask::equal_mask(&self.peers, peer)
     }
 
     fn position(&self, peer: &P) -> Option<usize> {
@@ -199,7 +199,7 @@ impl<P: PeerId> PassiveView<P> {
                 self.records[found.trailing_zeros() as usize].refreshed_ms = now_ms;
                 continue;
             }
-            let new_bit = u64::from(super::eq_mask::contains(prefer_evict, &peer));
+            let new_bit = u64::from(crate::eq_mask::contains(prefer_evict, &peer));
             let len = self.peers.len();
             if len < self.len_max {
                 listed |= new_bit << len;

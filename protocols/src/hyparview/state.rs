@@ -952,5 +952,5 @@ fn unknown<'a, P: PeerId>(
     active: &'a [P],
     peers: Vec<P>,
 ) -> impl Iterator<Item = P> + 'a {
-    peers.into_iter().filter(move |peer| peer != me && !super::eq_mask::contains(active, peer))
+    peers.into_iter().filter(move |peer| peer != me && !crate::eq_mask::contains(active, peer))
 }

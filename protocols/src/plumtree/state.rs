@@ -47,14 +47,14 @@ pub struct State<P: PeerId> {
 
 impl<P: PeerId> State<P> {
     /// Where the data nearly every message reads lives (prefetch hints for the simulator):
-    /// the eager and lazy neighbour sets, the announcement queues and the newest cache entry
-    /// (the one an IHAVE for a recent broadcast is compared with).
+    /// the eager and lazy neighbour sets, the announcement queues and what a cache lookup
+    /// reads first (every GOSSIP and every announced id is looked up).
     pub(crate) fn heap(&self) -> [*const u8; 4] {
         [
             self.eager_push_peers.as_ptr().cast(),
             self.lazy_push_peers.as_ptr().cast(),
             self.lazy_queue.heap(),
-            self.cache.newest(),
+            self.cache.lookup_hint(),
         ]
     }
 

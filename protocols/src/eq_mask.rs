@@ -1,7 +1,8 @@
-//! Which entries of a short list equal a peer, as a bitmask: the inner loop of integrating a
+//! Which entries of a short list equal a value, as a bitmask: the inner loop of integrating a
 //! shuffle into the passive view (every peer of a walk's sample is looked up in the view and
 //! tested against the active view and the sample just sent away, and every entry of the view
-//! is tested against that sample).
+//! is tested against that sample), and of looking up a message in a small Plumtree cache by
+//! its fingerprint.
 //!
 //! Scalar, one compare and shift per entry, that loop was about a quarter of the instructions
 //! of a simulated membership cycle. For 4-byte peers (the simulator's) the comparisons run on
@@ -16,7 +17,7 @@ use std::any::{Any, TypeId};
 use crate::PeerId;
 
 /// Bit i set where `items[i] == *target`. `items` holds at most 64 entries.
-pub(super) fn equal_mask<P: PeerId>(items: &[P], target: &P) -> u64 {
+pub(crate) fn equal_mask<P: PeerId>(items: &[P], target: &P) -> u64 {
     debug_assert!(items.len() <= 64, "equal_mask covers at most 64 entries");
     #[cfg(target_arch = "x86_64")]
     if let Some(target) = (target as &dyn Any).downcast_ref::<u32>() {
@@ -27,7 +28,7 @@ pub(super) fn equal_mask<P: PeerId>(items: &[P], target: &P) -> u64 {
 }
 
 /// Whether `items` (any length) holds `target`.
-pub(super) fn contains<P: PeerId>(items: &[P], target: &P) -> bool {
+pub(crate) fn contains<P: PeerId>(items: &[P], target: &P) -> bool {
     if items.len() <= 64 {
         return equal_mask(items, target) != 0;
     }
