@@ -187,7 +187,7 @@ impl Links {
         let one_way = self.latency_us(from, to);
         let mut delay = one_way;
         if self.open.len() <= from as usize {
-            self.open.resize_with(from as usize + 1, OutLinks::default);
+            self.grow(from);
         }
         let links = &mut self.open[from as usize];
         let inline = links.to[..usize::from(links.len)].iter().position(|t| *t == to);
@@ -229,6 +229,15 @@ impl Links {
     /// (the earliest horizon) moves to the spill map. The simulator never closes links a GC
     /// would reap, so a node collects stale directions (16 on average after 50 cycles at
     /// 20,000 nodes); this keeps the ones in use inline.
+    /// Makes room for the links of node `from` (the first message a new node sends). Out of
+    /// line: building the 64-byte-aligned default made every caller realign its stack frame,
+    /// and `schedule` runs for every message.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, from: u32) {
+        self.open.resize_with(from as usize + 1, OutLinks::default);
+    }
+
     fn place(&mut self, from: u32, to: u32, horizon_us: u64) {
         let links = &mut self.open[from as usize];
         let len = usize::from(links.len);
