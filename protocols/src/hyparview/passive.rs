@@ -203,6 +203,13 @@ impl<P: PeerId> PassiveView<P> {
             let len = self.peers.len();
             if len < self.len_max {
                 listed |= new_bit << len;
+                if len == self.peers.capacity() {
+                    // Room for the whole view at once (at most 64 entries here): a view fills
+                    // within its first shuffles, and growing both lists by doubling took six
+                    // reallocations per node and left them at 32 entries for a bound of 30.
+                    self.peers.reserve_exact(self.len_max - len);
+                    self.records.reserve_exact(self.len_max - len);
+                }
                 self.peers.push(peer);
                 self.records.push(Record::new(now_ms));
                 continue;
