@@ -17,6 +17,7 @@ use std::any::{Any, TypeId};
 use crate::PeerId;
 
 /// Bit i set where `items[i] == *target`. `items` holds at most 64 entries.
+#[inline]
 pub(crate) fn equal_mask<P: PeerId>(items: &[P], target: &P) -> u64 {
     debug_assert!(items.len() <= 64, "equal_mask covers at most 64 entries");
     #[cfg(target_arch = "x86_64")]
@@ -28,6 +29,7 @@ pub(crate) fn equal_mask<P: PeerId>(items: &[P], target: &P) -> u64 {
 }
 
 /// Whether `items` (any length) holds `target`.
+#[inline]
 pub(crate) fn contains<P: PeerId>(items: &[P], target: &P) -> bool {
     if items.len() <= 64 {
         return equal_mask(items, target) != 0;
