@@ -297,7 +297,8 @@ mod tests {
 
     proptest! {
         /// The cache answers as a plain list of (id, time) would, through the switch from
-        /// fingerprints to the hash index and back: random inserts (ids from a small range,
+        /// fingerprints to the hash index and back (up to 100 entries; the unit test below
+        /// checks that the switch happens): random inserts (ids from a small range,
         /// half of them with one shared fingerprint, so matches that are not the id are
         /// common), expiries and lookups of present and absent ids.
         #[test]
@@ -312,7 +313,6 @@ mod tests {
             let mut cache = MessageCache::new(100, 1 << 20, TTL_MS);
             let mut model: VecDeque<(MessageId, u64)> = VecDeque::new();
             let mut now_ms = 0;
-            let mut indexed_seen = false;
             for (op, n, colliding) in ops {
                 let id = id(n, colliding);
                 match op {
@@ -335,7 +335,6 @@ mod tests {
                     }
                     _ => {}
                 }
-                indexed_seen |= cache.indexed;
                 prop_assert_eq!(cache.len(), model.len());
                 let want = model.iter().find(|(m, _)| *m == id).map(|(_, t)| *t);
                 prop_assert_eq!(cache.get(&id).map(|m| m.received_ms), want);
@@ -343,8 +342,6 @@ mod tests {
                     prop_assert_eq!(cache.get(m).map(|c| c.received_ms), Some(*t));
                 }
             }
-            // Not every case reaches the index; the unit test below always does.
-            let _ = indexed_seen;
         }
     }
 

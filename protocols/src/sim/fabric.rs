@@ -57,7 +57,7 @@ impl<T> Slab<T> {
             // assigning skips the drop code an assignment runs on the old value, which for a
             // message is a walk through every variant that owns a buffer (a tenth of queueing
             // a message).
-            let old = std::mem::replace(place, Some(value));
+            let old = place.replace(value);
             debug_assert!(old.is_none(), "a free slot holds a value");
             std::mem::forget(old);
             return slot;
