@@ -122,6 +122,18 @@ impl<P> MessageCache<P> {
         }
     }
 
+    /// The entries received at or after `since_ms`, newest first.
+    pub(super) fn newest_since(
+        &self,
+        since_ms: u64,
+    ) -> impl Iterator<Item = (&MessageId, &CachedMessage<P>)> {
+        self.entries
+            .iter()
+            .rev()
+            .take_while(move |(_, cached)| cached.received_ms >= since_ms)
+            .map(|(id, cached)| (id, cached))
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -608,7 +608,8 @@ fn neighbor_up_after_a_local_broadcast_starts_lazy() {
         node.broadcast(10),
         vec![cache_timer(), delivered(10, 0, None), send_gossip(1, 10, 1)]
     );
-    assert_eq!(node.handle(InEvent::NeighborUp(2)), vec![]);
+    // The new neighbour hears of the recent broadcast (see below).
+    assert_eq!(node.handle(InEvent::NeighborUp(2)), vec![send_ihave(2, &[(10, 1)])]);
     assert_eq!(node.state.eager_push_peers(), &[1]);
     assert_eq!(node.state.lazy_push_peers(), &[2]);
     // The new link is a backup: the next broadcast only announces to it.
@@ -623,8 +624,8 @@ fn neighbor_up_after_a_local_broadcast_starts_lazy() {
 fn neighbor_up_after_a_received_gossip_starts_lazy() {
     let mut node = Node::new(&[1]);
     assert_eq!(node.gossip(1, 10, 1), vec![cache_timer(), delivered(10, 1, Some(1))]);
-    assert_eq!(node.handle(InEvent::NeighborUp(3)), vec![]);
-    assert_eq!(node.handle(InEvent::NeighborUp(2)), vec![]);
+    assert_eq!(node.handle(InEvent::NeighborUp(3)), vec![send_ihave(3, &[(10, 2)])]);
+    assert_eq!(node.handle(InEvent::NeighborUp(2)), vec![send_ihave(2, &[(10, 2)])]);
     assert_eq!(node.state.eager_push_peers(), &[1]);
     assert_eq!(node.state.lazy_push_peers(), &[2, 3]);
     // The first IHAVE over a backup link leads to a GRAFT, which makes it eager.
@@ -645,16 +646,16 @@ fn neighbor_up_in_a_tree_without_eager_link_is_eager() {
     let mut node = Node::with_sets(test_config(), &[], &[1]);
     assert_eq!(node.broadcast(10), vec![cache_timer(), delivered(10, 0, None), flush_timer()]);
     // No eager link at all: the new one becomes eager so that pushes reach someone.
-    assert_eq!(node.handle(InEvent::NeighborUp(2)), vec![]);
+    assert_eq!(node.handle(InEvent::NeighborUp(2)), vec![send_ihave(2, &[(10, 1)])]);
     assert_eq!(node.state.eager_push_peers(), &[2]);
     assert_eq!(node.state.lazy_push_peers(), &[1]);
     // With one eager link now, the next new neighbour starts lazy again.
-    assert_eq!(node.handle(InEvent::NeighborUp(3)), vec![]);
+    assert_eq!(node.handle(InEvent::NeighborUp(3)), vec![send_ihave(3, &[(10, 1)])]);
     assert_eq!(node.state.eager_push_peers(), &[2]);
     assert_eq!(node.state.lazy_push_peers(), &[1, 3]);
     // The eager set emptied by NeighborDown counts as empty too.
     assert_eq!(node.handle(InEvent::NeighborDown(2)), vec![]);
-    assert_eq!(node.handle(InEvent::NeighborUp(4)), vec![]);
+    assert_eq!(node.handle(InEvent::NeighborUp(4)), vec![send_ihave(4, &[(10, 1)])]);
     assert_eq!(node.state.eager_push_peers(), &[4]);
     assert_eq!(node.state.lazy_push_peers(), &[1, 3]);
 }
@@ -1055,4 +1056,29 @@ fn the_message_cache_is_bounded_in_payload_bytes() {
     assert_eq!(node.state.cache_len(), 2);
     assert!(node.state.has_message(&MessageId(4)) && node.state.has_message(&MessageId(3)));
     assert!(!node.state.has_message(&MessageId(2)));
+}
+
+#[test]
+fn a_new_neighbour_hears_of_recent_messages_only_once_and_within_the_window() {
+    let config = Config { link_up_announce_ms: 1_000, ihave_batch_len_max: 2, ..test_config() };
+    let mut node = Node::with_config(config, &[1]);
+    node.broadcast(10);
+    node.now_ms = 600;
+    node.gossip(1, 11, 3);
+    node.now_ms = 700;
+    node.broadcast(12);
+    node.now_ms = 1_300;
+    // Received within the last 1,000 ms: 12 (at 700) and 11 (at 600), newest first; 10 (at 0)
+    // is older. Capped at `ihave_batch_len_max` (2) in any case.
+    assert_eq!(node.handle(InEvent::NeighborUp(2)), vec![send_ihave(2, &[(12, 1), (11, 4)])]);
+    // A repeated NeighborUp announces nothing again.
+    assert_eq!(node.handle(InEvent::NeighborUp(2)), vec![]);
+    // Past the window nothing is announced.
+    node.now_ms = 1_701;
+    assert_eq!(node.handle(InEvent::NeighborUp(3)), vec![]);
+    // 0 disables the announcement.
+    let config = Config { link_up_announce_ms: 0, ..test_config() };
+    let mut node = Node::with_config(config, &[1]);
+    node.broadcast(10);
+    assert_eq!(node.handle(InEvent::NeighborUp(2)), vec![]);
 }
