@@ -22,6 +22,9 @@ pub use types::{
     BroadcastError, Config, ConfigError, Event, InEvent, Message, OutEvent, SharedConfig, Timer,
     MESSAGE_KINDS, MESSAGE_KIND_COUNT,
 };
+pub(crate) use types::{
+    GOSSIP_KIND_INDEX, HYPARVIEW_KIND_INDICES, PLUMTREE_KIND_INDICES, REGISTRY_KIND_INDICES,
+};
 
 use router::IdMinter;
 

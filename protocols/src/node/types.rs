@@ -1,5 +1,6 @@
 //! The node's message, timer, input, output and event enums, and its configuration.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use crate::plumtree::Delivery;
@@ -24,6 +25,17 @@ const PLUMTREE_KINDS: usize = plumtree::Message::KINDS.len();
 /// Kinds of every layer's messages.
 pub const MESSAGE_KIND_COUNT: usize =
     HYPARVIEW_KINDS + PLUMTREE_KINDS + registry::Message::<()>::KINDS.len();
+
+/// Where HyParView's kinds sit in [`MESSAGE_KINDS`].
+pub(crate) const HYPARVIEW_KIND_INDICES: Range<usize> = 0..HYPARVIEW_KINDS;
+/// Where Plumtree's kinds sit in [`MESSAGE_KINDS`].
+pub(crate) const PLUMTREE_KIND_INDICES: Range<usize> =
+    HYPARVIEW_KINDS..HYPARVIEW_KINDS + PLUMTREE_KINDS;
+/// Where the registry's kinds sit in [`MESSAGE_KINDS`].
+pub(crate) const REGISTRY_KIND_INDICES: Range<usize> =
+    HYPARVIEW_KINDS + PLUMTREE_KINDS..MESSAGE_KIND_COUNT;
+/// The [`MESSAGE_KINDS`] index of Plumtree's GOSSIP.
+pub(crate) const GOSSIP_KIND_INDEX: usize = HYPARVIEW_KINDS + plumtree::Message::GOSSIP_KIND_INDEX;
 
 /// Every [`Message::kind`], by [`Message::kind_index`]: HyParView's, Plumtree's, then the
 /// registry's, each in its layer's order.

@@ -71,6 +71,9 @@ impl Message {
     /// Every [`Message::kind`], by [`Message::kind_index`].
     pub const KINDS: [&'static str; 4] = ["gossip", "ihave", "graft", "prune"];
 
+    /// [`Message::kind_index`] of GOSSIP, the payload message.
+    pub const GOSSIP_KIND_INDEX: usize = 0;
+
     /// Short name for logs and metrics.
     pub fn kind(&self) -> &'static str {
         Self::KINDS[self.kind_index()]
@@ -79,7 +82,7 @@ impl Message {
     /// Position of [`Message::kind`] in [`Message::KINDS`] (counters indexed by kind).
     pub fn kind_index(&self) -> usize {
         match self {
-            Self::Gossip(_) => 0,
+            Self::Gossip(_) => Self::GOSSIP_KIND_INDEX,
             Self::IHave(_) => 1,
             Self::Graft { .. } => 2,
             Self::Prune => 3,

@@ -13,7 +13,10 @@ use super::links::{FxMap, Links};
 use super::queue::{Entry, EventQueue};
 use super::tracker::Tracker;
 use super::NodeIndex;
-use crate::node::{Event, Layer, Message, OutEvent, Timer, MESSAGE_KINDS, MESSAGE_KIND_COUNT};
+use crate::node::{
+    Event, Layer, Message, OutEvent, Timer, GOSSIP_KIND_INDEX, HYPARVIEW_KIND_INDICES,
+    MESSAGE_KINDS, MESSAGE_KIND_COUNT, PLUMTREE_KIND_INDICES, REGISTRY_KIND_INDICES,
+};
 use crate::outbox::Sink;
 use crate::plumtree;
 use crate::registry;
@@ -30,8 +33,9 @@ pub(super) const DEAD: u8 = u8::MAX;
 /// [`Fabric::deliveries`].
 pub(super) const LOCAL_SLOT: u32 = 1 << 31;
 
-/// Marks an [`Entry::slot`] whose event counts as activity ([`counts_as_activity`]), decided
-/// when it is queued: popping it then needs no second look at the action.
+/// Marks an [`Entry::slot`] whose event counts as activity ([`delivery_is_activity`],
+/// [`local_is_activity`]), decided when it is queued: popping it then needs no second look at
+/// the event.
 pub(super) const ACTIVE_SLOT: u32 = 1 << 30;
 
 /// The slab index in an [`Entry::slot`].
@@ -121,7 +125,7 @@ pub(super) struct Fabric {
     pub(super) deliveries: Slab<Delivery>,
     /// Every other queued action, by `Entry::slot` (see [`LOCAL_SLOT`]).
     pub(super) locals: Slab<Local>,
-    /// Events queued that count as activity ([`counts_as_activity`]): quiescent at 0.
+    /// Events queued that count as activity (see [`ACTIVE_SLOT`]): quiescent at 0.
     pub(super) activity: u64,
     /// Partition group of each live node, [`DEAD`] for a crashed one: a message goes through
     /// when both ends hold the same value. One byte read per end instead of a liveness flag
@@ -134,11 +138,10 @@ pub(super) struct Fabric {
     link_failure_detect_us: u64,
     /// Broadcast bookkeeping (reliability, RMR, LDH, latency).
     pub(super) tracker: Tracker,
-    /// Message counters but `by_kind` (see [`Fabric::counts`]).
-    counts: MessageCounts,
-    /// Messages by kind while running, by `Message::kind_index` (a `BTreeMap` of names cost
-    /// a string comparison per level for every message, a list searched by the name's
-    /// address 3 % of a membership cycle's instructions).
+    /// Messages sent, by `Message::kind_index`: the one counter a message increments (a
+    /// `BTreeMap` of names cost a string comparison per level for every message, a list
+    /// searched by the name's address 3 % of a membership cycle's instructions); every total
+    /// of [`MessageCounts`] is derived from it.
     kinds: [u64; MESSAGE_KIND_COUNT],
     /// Registry events seen: (node, event).
     pub(super) registry_events: Vec<(NodeIndex, registry::Event<NodeIndex>)>,
@@ -172,7 +175,6 @@ impl Fabric {
             failing: FxMap::default(),
             link_failure_detect_us,
             tracker: Tracker::default(),
-            counts: MessageCounts::default(),
             kinds: [0; MESSAGE_KIND_COUNT],
             registry_events: Vec::new(),
             record_registry_events: false,
@@ -190,13 +192,21 @@ impl Fabric {
 
     /// Message counters over the whole run.
     pub(super) fn counts(&self) -> MessageCounts {
-        let mut counts = self.counts.clone();
-        for (kind, n) in MESSAGE_KINDS.iter().zip(self.kinds) {
-            if n > 0 {
-                counts.by_kind.insert(kind, n);
-            }
+        let sum = |indices: std::ops::Range<usize>| self.kinds[indices].iter().sum::<u64>();
+        let gossip = self.kinds[GOSSIP_KIND_INDEX];
+        MessageCounts {
+            total: self.kinds.iter().sum(),
+            hyparview: sum(HYPARVIEW_KIND_INDICES),
+            gossip,
+            plumtree_control: sum(PLUMTREE_KIND_INDICES) - gossip,
+            registry: sum(REGISTRY_KIND_INDICES),
+            by_kind: MESSAGE_KINDS
+                .iter()
+                .zip(self.kinds)
+                .filter(|(_, n)| *n > 0)
+                .map(|(kind, n)| (*kind, n))
+                .collect(),
         }
-        counts
     }
 
     /// Queues the delivery of `message` to `to` at virtual time `at_us`. Deliveries and the
@@ -259,17 +269,7 @@ impl Fabric {
     }
 
     fn send(&mut self, from: NodeIndex, to: NodeIndex, message: Message<NodeIndex>) {
-        self.counts.total += 1;
         self.kinds[message.kind_index()] += 1;
-        match &message {
-            Message::Hyparview(_) => self.counts.hyparview += 1,
-            Message::Plumtree(plumtree::Message::Gossip(_)) => self.counts.gossip += 1,
-            Message::Plumtree(_) => {
-                self.counts.plumtree_control += 1;
-                self.tracker.control_sent();
-            }
-            Message::Registry(_) => self.counts.registry += 1,
-        }
         // The sender is alive (only live nodes run), so equal sides mean the receiver is too.
         assert!(self.side[from as usize] != DEAD, "a crashed node sent a message");
         if self.side[to as usize] != self.side[from as usize] {

@@ -336,7 +336,7 @@ fn stable(
         let id = broadcast_and_settle(net, sender);
         net.tracker_mut().forget(id);
     }
-    let control_before = net.tracker().control_packets();
+    let control_before = net.counts().plumtree_control;
     let deliveries_before = net.tracker().remote_deliveries();
     let mut ids = Vec::new();
     for b in 0..options.broadcasts {
@@ -352,7 +352,7 @@ fn stable(
         agg.add(net, id);
     }
     agg.write(report);
-    let control = net.tracker().control_packets() - control_before;
+    let control = net.counts().plumtree_control - control_before;
     let deliveries = net.tracker().remote_deliveries() - deliveries_before;
     report.control_per_payload = (deliveries > 0).then(|| control as f64 / deliveries as f64);
 }

@@ -40,7 +40,6 @@ pub struct BroadcastResult {
 #[derive(Clone, Debug, Default)]
 pub struct Tracker {
     tracks: BTreeMap<MessageId, Track>,
-    control_sent: u64,
     deliveries: u64,
 }
 
@@ -83,15 +82,6 @@ impl Tracker {
         if let Some(t) = self.tracks.get_mut(&id) {
             t.payload_msgs += 1;
         }
-    }
-
-    pub(crate) fn control_sent(&mut self) {
-        self.control_sent += 1;
-    }
-
-    /// Plumtree control packets (IHAVE, GRAFT, PRUNE) sent so far, all tags.
-    pub fn control_packets(&self) -> u64 {
-        self.control_sent
     }
 
     /// Remote deliveries of tracked broadcasts so far (the sender's own excluded).
