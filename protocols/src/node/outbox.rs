@@ -98,6 +98,7 @@ impl<P: PeerId, O> NodeOutbox<P, O> {
     }
 
     /// Releases what a burst left above [`SCRATCH_CAPACITY_MAX`] (the queue is empty).
+    #[inline]
     pub(super) fn release_burst_capacity(&mut self) {
         if self.internal.capacity() > SCRATCH_CAPACITY_MAX {
             self.internal.shrink_to(SCRATCH_CAPACITY_MAX);
