@@ -81,6 +81,12 @@ pub(super) struct MessageCache<P> {
     ttl_ms: u64,
 }
 
+/// Room to add to a full list of `len` entries bounded by `len_max` (callers grow a list only
+/// below its bound, so `len < len_max`).
+fn growth_step(len: usize, len_max: usize) -> usize {
+    (len / GROWTH_DIVISOR).max(GROWTH_MIN).min(len_max - len)
+}
+
 /// The 4 bytes of an id a small cache compares first (both halves folded in: the simulator's
 /// ids differ only in their low half, the engine's in both).
 fn fingerprint(id: &MessageId) -> u32 {
@@ -178,7 +184,16 @@ impl<P> MessageCache<P> {
     /// Inserts a message not yet cached, evicting the oldest entries first when full. Returns
     /// how many were evicted for room.
     pub(super) fn insert(&mut self, id: MessageId, message: CachedMessage<P>) -> usize {
-        assert!(self.position(&id).is_none(), "cache insert of an id already cached");
+        // An indexed cache hashes the id once, for the presence check and the insert.
+        let mut hash = None;
+        let present = if self.indexed {
+            let h = self.hasher.hash_one(id);
+            hash = Some(h);
+            self.position_hashed(h, &id)
+        } else {
+            self.position(&id)
+        };
+        assert!(present.is_none(), "cache insert of an id already cached");
         if let Some((_, newest)) = self.entries.back() {
             assert!(newest.received_ms <= message.received_ms, "now_ms went backwards");
         }
@@ -193,8 +208,7 @@ impl<P> MessageCache<P> {
         }
         self.bytes += message.payload.len();
         if self.entries.len() == self.entries.capacity() {
-            let step = (self.entries.len() / GROWTH_DIVISOR).max(GROWTH_MIN);
-            self.entries.reserve_exact(step.min(self.len_max - self.entries.len()));
+            self.entries.reserve_exact(growth_step(self.entries.len(), self.len_max));
         }
         if !self.indexed && self.entries.len() == LINEAR_MAX {
             self.build_index();
@@ -204,15 +218,15 @@ impl<P> MessageCache<P> {
         self.entries.push_back((id, message));
         if self.indexed {
             let (entries, front, hasher) = (&self.entries, self.front_seq, &self.hasher);
-            self.index.insert_unique(hasher.hash_one(id), seq, |seq| {
+            let hash = hash.unwrap_or_else(|| hasher.hash_one(id));
+            self.index.insert_unique(hash, seq, |seq| {
                 hasher.hash_one(entries[seq.wrapping_sub(front) as usize].0)
             });
             debug_assert_eq!(self.index.len(), self.entries.len());
         } else {
             if self.prints.len() == self.prints.capacity() {
                 // The same growth as the entries, never past `LINEAR_MAX`.
-                let step = (self.prints.len() / GROWTH_DIVISOR).max(GROWTH_MIN);
-                self.prints.reserve_exact(step.min(LINEAR_MAX - self.prints.len()));
+                self.prints.reserve_exact(growth_step(self.prints.len(), LINEAR_MAX));
             }
             self.prints.push(fingerprint(&id));
         }
