@@ -108,9 +108,7 @@ impl EventQueue {
     /// The next entry without removing it.
     #[inline]
     pub(crate) fn peek(&mut self) -> Option<Entry> {
-        if self.current.len() <= LOOKAHEAD {
-            self.load_next()?;
-        }
+        self.ensure_loaded()?;
         self.current.last().copied()
     }
 
@@ -124,13 +122,19 @@ impl EventQueue {
     /// Removes and returns the next entry.
     #[inline]
     pub(crate) fn pop(&mut self) -> Option<Entry> {
-        // The common case, `current` long enough, without a call (nearly every pop of a dense
-        // run; `load_next` would return at once).
+        self.ensure_loaded()?;
+        self.len -= 1;
+        self.current.pop()
+    }
+
+    /// [`EventQueue::load_next`] unless enough entries are sorted ahead already: the common
+    /// case, nearly every pop of a dense run, without a call. `None` when the queue is empty.
+    #[inline]
+    fn ensure_loaded(&mut self) -> Option<()> {
         if self.current.len() <= LOOKAHEAD {
             self.load_next()?;
         }
-        self.len -= 1;
-        self.current.pop()
+        Some(())
     }
 
     /// Makes `current` non-empty if any entry is queued, and tops it up to more than
