@@ -16,10 +16,13 @@ use std::any::{Any, TypeId};
 
 use crate::PeerId;
 
-/// Bit i set where `items[i] == *target`. `items` holds at most 64 entries.
+/// Longest list [`equal_mask`] covers: one bit per entry in a `u64`.
+pub(crate) const LEN_MAX: usize = 64;
+
+/// Bit i set where `items[i] == *target`. `items` holds at most [`LEN_MAX`] entries.
 #[inline]
 pub(crate) fn equal_mask<P: PeerId>(items: &[P], target: &P) -> u64 {
-    debug_assert!(items.len() <= 64, "equal_mask covers at most 64 entries");
+    debug_assert!(items.len() <= LEN_MAX, "equal_mask covers at most 64 entries");
     #[cfg(target_arch = "x86_64")]
     if let Some(target) = (target as &dyn Any).downcast_ref::<u32>() {
         // The type test is decided at compile time for each `P`.
@@ -31,7 +34,7 @@ pub(crate) fn equal_mask<P: PeerId>(items: &[P], target: &P) -> u64 {
 /// Whether `items` (any length) holds `target`.
 #[inline]
 pub(crate) fn contains<P: PeerId>(items: &[P], target: &P) -> bool {
-    if items.len() <= 64 {
+    if items.len() <= LEN_MAX {
         return equal_mask(items, target) != 0;
     }
     items.iter().any(|p| p == target)

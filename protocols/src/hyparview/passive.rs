@@ -3,6 +3,7 @@
 //! Every timestamp here is on the *local* monotonic clock. Nothing about an entry's health is
 //! ever taken from another node (the reference system copied remote monotonic stamps around).
 
+use crate::eq_mask;
 use crate::rng::Rng;
 use crate::PeerId;
 
@@ -96,11 +97,11 @@ impl<P: PeerId> PassiveView<P> {
     /// listed peers with `contains`, then finding each incoming peer with an early-exit
     /// scan, were most of a shuffle's integration (mispredicted branches).
     fn mask_of(&self, peer: &P) -> u64 {
-        crate::eq_mask::equal_mask(&self.peers, peer)
+        eq_mask::equal_mask(&self.peers, peer)
     }
 
     fn position(&self, peer: &P) -> Option<usize> {
-        if self.peers.len() > 64 {
+        if self.peers.len() > eq_mask::LEN_MAX {
             return self.peers.iter().position(|p| p == peer);
         }
         let mask = self.mask_of(peer);
@@ -139,8 +140,7 @@ impl<P: PeerId> PassiveView<P> {
         prefer_evict: &[P],
         rng: &mut Rng,
     ) {
-        let listed = (self.len_max <= 64)
-            .then(|| prefer_evict.iter().fold(0, |bits, listed| bits | self.mask_of(listed)));
+        let listed = self.listed_mask(prefer_evict);
         self.insert_all_listed(peers, now_ms, prefer_evict, listed, rng);
     }
 
@@ -156,14 +156,25 @@ impl<P: PeerId> PassiveView<P> {
         sampled: u64,
         rng: &mut Rng,
     ) {
-        let listed = (self.len_max <= 64).then_some(sampled);
+        let listed = self.masks_fit().then_some(sampled);
         debug_assert_eq!(
             listed,
-            (self.len_max <= 64)
-                .then(|| sample.iter().fold(0, |bits, listed| bits | self.mask_of(listed))),
+            self.listed_mask(sample),
             "a sample's positions are those of its peers in the view"
         );
         self.insert_all_listed(peers, now_ms, sample, listed, rng);
+    }
+
+    /// Whether every search of this view fits one mask (its bound is at most
+    /// [`eq_mask::LEN_MAX`]).
+    fn masks_fit(&self) -> bool {
+        self.len_max <= eq_mask::LEN_MAX
+    }
+
+    /// Bit i set where entry i is in `prefer_evict`; `None` for a view too large for masks.
+    fn listed_mask(&self, prefer_evict: &[P]) -> Option<u64> {
+        self.masks_fit()
+            .then(|| prefer_evict.iter().fold(0, |bits, listed| bits | self.mask_of(listed)))
     }
 
     /// The insertions of [`PassiveView::insert_all`], with bit i of `listed` set where entry i
@@ -192,14 +203,14 @@ impl<P: PeerId> PassiveView<P> {
             }
             return;
         };
-        debug_assert!(self.len_max <= 64);
+        debug_assert!(self.masks_fit());
         for peer in peers {
             let found = self.mask_of(&peer);
             if found != 0 {
                 self.records[found.trailing_zeros() as usize].refreshed_ms = now_ms;
                 continue;
             }
-            let new_bit = u64::from(crate::eq_mask::contains(prefer_evict, &peer));
+            let new_bit = u64::from(eq_mask::contains(prefer_evict, &peer));
             let len = self.peers.len();
             if len < self.len_max {
                 listed |= new_bit << len;
@@ -315,7 +326,7 @@ impl<P: PeerId> PassiveView<P> {
         out: &mut Vec<P>,
     ) -> u64 {
         let len = self.peers.len();
-        if len <= 64 {
+        if len <= eq_mask::LEN_MAX {
             let mut order = IDENTITY;
             let order = &mut order[..len];
             // Peers are distinct: `exclude` is at most one position.
@@ -358,10 +369,10 @@ impl<P: PeerId> PassiveView<P> {
 }
 
 /// View positions 0..64 in order, copied as the starting order of a sample.
-const IDENTITY: [u8; 64] = {
-    let mut order = [0; 64];
+const IDENTITY: [u8; eq_mask::LEN_MAX] = {
+    let mut order = [0; eq_mask::LEN_MAX];
     let mut i = 0;
-    while i < 64 {
+    while i < eq_mask::LEN_MAX {
         order[i] = i as u8;
         i += 1;
     }

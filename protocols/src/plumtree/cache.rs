@@ -35,7 +35,7 @@ const GROWTH_MIN: usize = 4;
 /// Most entries a cache holds while it finds ids by scanning their fingerprints; past it, a
 /// hash index takes over. 64 is the longest list one [`eq_mask`](crate::eq_mask) call covers;
 /// a simulated 100,000-node broadcast run holds ≈ 33 per node.
-const LINEAR_MAX: usize = 64;
+const LINEAR_MAX: usize = crate::eq_mask::LEN_MAX;
 /// Entries below which an indexed cache goes back to scanning (when expiring): half of
 /// [`LINEAR_MAX`], so that a cache hovering at the limit does not rebuild on every message.
 const LINEAR_AGAIN: usize = LINEAR_MAX / 2;
