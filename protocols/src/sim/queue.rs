@@ -64,6 +64,9 @@ pub(crate) struct EventQueue {
     /// doubling and was freed after its millisecond: a malloc, a dozen reallocs with their
     /// copies and, for the large ones, fresh pages to zero, every millisecond.
     spare: Vec<Entry>,
+    /// The radix sort's intermediate buffer (see [`sort_descending`]): empty between loads,
+    /// its capacity that of the largest bucket sorted so far.
+    scratch: Vec<Entry>,
     overflow: BinaryHeap<Reverse<Entry>>,
     len: usize,
 }
@@ -75,6 +78,7 @@ impl EventQueue {
             current_ms: 0,
             current: Vec::new(),
             spare: Vec::new(),
+            scratch: Vec::new(),
             overflow: BinaryHeap::new(),
             len: 0,
         }
@@ -163,11 +167,7 @@ impl EventQueue {
                 // Take, don't swap: a swap would park the drained vector's capacity in this
                 // slot, and over the whole ring that capacity adds up to hundreds of MB.
                 let mut later = std::mem::take(bucket);
-                // Pushes arrive in time order from each delay (the one-way latency, each
-                // timer period), so a bucket is a few ascending runs: the stable sort merges
-                // them (the unstable sort re-sorted from scratch: 16 % of a 10,000-node run's
-                // instructions). Keys are unique (`seq`), so the order is the same.
-                later.sort_by(|a, b| b.cmp(a));
+                sort_descending(&mut later, &mut self.scratch);
                 // Every entry of the new millisecond comes after every entry already in
                 // `current`: descending order puts them first.
                 later.extend_from_slice(&self.current);
@@ -201,6 +201,91 @@ impl EventQueue {
     fn buckets_empty(&self) -> bool {
         self.len == self.overflow.len() + self.current.len()
     }
+}
+
+/// Buckets at least this long may be radix-sorted (guess, between the ≈ 10–20 entries per
+/// millisecond of a 10,000-node run while shuffling, which insertion sort handles cheaply,
+/// and the ≈ 100 of a 100,000-node run, where it did not).
+const RADIX_LEN_MIN: usize = 48;
+
+/// Buckets whose ascending runs are this long or longer on average are merged by the
+/// comparison sort instead. Measured (a temporary census at 10,000 nodes): runs average ≈ 4
+/// entries while shuffling and thousands while broadcasting, so any cut between separates
+/// them.
+const RADIX_RUN_LEN_MAX: usize = 16;
+
+/// Radix digits: the µs within a bucket's millisecond (below [`BUCKET_US`] = 1,000 < 2^10)
+/// in two 5-bit digits.
+const DIGIT_BITS: u32 = 5;
+const DIGITS: usize = 1 << DIGIT_BITS;
+const _: () = assert!(BUCKET_US <= 1 << (2 * DIGIT_BITS));
+
+/// Sorts `bucket` descending by `(at_us, seq)`, the order of `current`. `bucket` holds one
+/// millisecond; `scratch` is left empty (its capacity kept).
+///
+/// A bucket interleaves several ascending runs (the one-way latency, each timer period, the
+/// handshake delay). Entries of one bucket with the same `at_us` are in `seq` order already
+/// (a bucket is appended to in `seq` order, after the overflow entries moved in when it
+/// entered the ring, which are older and arrive sorted), so a stable sort on the µs within
+/// the millisecond alone gives the exact order: two counting passes of [`DIGIT_BITS`] bits,
+/// for buckets of many short runs (at 100,000 nodes, ≈ 100 entries per millisecond while
+/// shuffling, runs of ≈ 4: the comparison sort took ≈ 4 % of the run).
+fn sort_descending(bucket: &mut [Entry], scratch: &mut Vec<Entry>) {
+    // Broadcast waves make long runs (≈ 14,000 entries per millisecond in runs of thousands
+    // at 100,000 nodes), which the stable sort merges in about one pass; short buckets sort
+    // fastest by insertion. Keys are unique (`seq`), so every path gives the same order.
+    let long_runs = || {
+        // Within one bucket, a later-pushed entry's `at_us` below its predecessor's starts a
+        // run (`seq` only ever grows along the bucket).
+        let runs = 1 + bucket.windows(2).filter(|w| w[0].at_us > w[1].at_us).count();
+        runs * RADIX_RUN_LEN_MAX < bucket.len()
+    };
+    if bucket.len() < RADIX_LEN_MIN || long_runs() {
+        bucket.sort_by(|a, b| b.cmp(a));
+        return;
+    }
+    let base_us = bucket[0].at_us / BUCKET_US * BUCKET_US;
+    let micros = |e: &Entry| {
+        debug_assert_eq!(e.at_us / BUCKET_US * BUCKET_US, base_us, "one millisecond per bucket");
+        (e.at_us - base_us) as usize
+    };
+    let mask = DIGITS - 1;
+    let mut low = [0usize; DIGITS];
+    let mut high = [0usize; DIGITS];
+    for e in bucket.iter() {
+        let us = micros(e);
+        low[us & mask] += 1;
+        high[us >> DIGIT_BITS & mask] += 1;
+    }
+    // Exclusive prefix sums: where each digit's entries start, ascending.
+    let starts = |counts: &mut [usize; DIGITS]| {
+        let mut sum = 0;
+        for c in counts.iter_mut() {
+            let n = *c;
+            *c = sum;
+            sum += n;
+        }
+    };
+    starts(&mut low);
+    starts(&mut high);
+    // Pass 1, stable by the low digit, into `scratch`.
+    scratch.clear();
+    scratch.resize(bucket.len(), bucket[0]);
+    for e in bucket.iter() {
+        let d = micros(e) & mask;
+        scratch[low[d]] = *e;
+        low[d] += 1;
+    }
+    // Pass 2, stable by the high digit: ascending rank r lands at `len - 1 - r`, which makes
+    // the order descending (equal keys, kept ascending by `seq`, end up descending too).
+    let last = bucket.len() - 1;
+    for e in scratch.iter() {
+        let d = micros(e) >> DIGIT_BITS & mask;
+        bucket[last - high[d]] = *e;
+        high[d] += 1;
+    }
+    scratch.clear();
+    debug_assert!(bucket.is_sorted_by(|a, b| a > b), "radix order is the entries' order");
 }
 
 #[cfg(test)]
@@ -252,6 +337,52 @@ mod tests {
             assert_eq!(q.pop(), Some(want));
         }
         assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn dense_buckets_pop_in_exact_order() {
+        // Hundreds of entries per millisecond (the radix path), interleaving several delays,
+        // many with the same µs (ties decided by `seq`), some parked in the overflow heap
+        // until their millisecond enters the ring, and some pushed into the millisecond being
+        // popped.
+        let mut rng = Rng::from_seed(11);
+        let mut q = EventQueue::new();
+        let mut reference = BinaryHeap::new();
+        let mut now = 0u64;
+        let mut seq = 0u64;
+        let mut popped = 0usize;
+        for _ in 0..200 {
+            for _ in 0..rng.below(600) {
+                seq += 1;
+                let delay = match rng.below(6) {
+                    0 => 10_000 + 250 * rng.below(3),
+                    1 => 30_000,
+                    2 => 10_000_000,
+                    3 => 65_536_000 + rng.below(3_000),
+                    4 => rng.below(3_000),
+                    _ => 10_000 + rng.below(1_000),
+                };
+                let e = Entry { at_us: now + delay, seq, slot: 0, hint: 0 };
+                q.push(e);
+                reference.push(Reverse(e));
+            }
+            for _ in 0..rng.below(800) {
+                let got = q.pop();
+                assert_eq!(got, reference.pop().map(|Reverse(e)| e));
+                match got {
+                    Some(e) => now = e.at_us,
+                    None => break,
+                }
+                popped += 1;
+            }
+        }
+        while let Some(Reverse(want)) = reference.pop() {
+            assert_eq!(q.pop(), Some(want));
+            popped += 1;
+        }
+        assert_eq!(q.pop(), None);
+        assert!(popped > 50_000, "the run exercised the queue ({popped} pops)");
+        assert!(q.scratch.capacity() >= RADIX_LEN_MIN, "some bucket was radix-sorted");
     }
 
     #[test]
