@@ -40,6 +40,85 @@ pub(crate) fn contains<P: PeerId>(items: &[P], target: &P) -> bool {
     items.iter().any(|p| p == target)
 }
 
+/// Longest list a [`ShortList`] loads into registers.
+const SHORT_LEN_MAX: usize = 8;
+
+/// A short list tested for membership against many values in a row (the active view and the
+/// sample just sent, against every peer of a received shuffle sample): for 4-byte peers and
+/// up to [`SHORT_LEN_MAX`] entries the list is loaded once into two SSE2 registers, so a
+/// test is a broadcast, two compares and one movemask, inline. Calling [`contains`] for
+/// each value instead reloaded the list, dispatched on its length and returned a mask
+/// nobody needed as a number: ≈ 21 instructions per test, 15.9 M tests in a 10,000-node
+/// run.
+pub(crate) struct ShortList<'a, P> {
+    items: &'a [P],
+    #[cfg(target_arch = "x86_64")]
+    blocks: Option<[std::arch::x86_64::__m128i; 2]>,
+}
+
+impl<'a, P: PeerId> ShortList<'a, P> {
+    /// Prepares `items` (any length; only short lists of `u32` take the register path).
+    #[inline(always)]
+    pub(crate) fn new(items: &'a [P]) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // The type test is decided at compile time for each `P`.
+            let short_u32s = (1..=SHORT_LEN_MAX).contains(&items.len())
+                && TypeId::of::<P>() == TypeId::of::<u32>();
+            let blocks = short_u32s.then(|| load_short(as_u32s(items)));
+            Self { items, blocks }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Self { items }
+    }
+
+    /// Whether the list holds `target`.
+    #[inline(always)]
+    pub(crate) fn contains(&self, target: &P) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(blocks), Some(target)) =
+            (&self.blocks, (target as &dyn Any).downcast_ref::<u32>())
+        {
+            return short_contains(blocks, *target);
+        }
+        contains(self.items, target)
+    }
+}
+
+/// `items` (1 to [`SHORT_LEN_MAX`] entries) in two registers, padded with copies of its first
+/// entry: a copy matches exactly when the first entry does, so padding never adds a match.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn load_short(items: &[u32]) -> [std::arch::x86_64::__m128i; 2] {
+    use std::arch::x86_64::{__m128i, _mm_loadu_si128};
+    debug_assert!((1..=SHORT_LEN_MAX).contains(&items.len()));
+    let mut padded = [items[0]; SHORT_LEN_MAX];
+    padded[..items.len()].copy_from_slice(items);
+    // SAFETY: SSE2 is part of the x86-64 baseline; each load reads 4 of `padded`'s 8 entries
+    // (unaligned loads need no alignment).
+    unsafe {
+        [
+            _mm_loadu_si128(padded.as_ptr().cast::<__m128i>()),
+            _mm_loadu_si128(padded[4..].as_ptr().cast::<__m128i>()),
+        ]
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn short_contains(blocks: &[std::arch::x86_64::__m128i; 2], target: u32) -> bool {
+    use std::arch::x86_64::{_mm_cmpeq_epi32, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi32};
+    // SAFETY: SSE2 is part of the x86-64 baseline; register operations only.
+    unsafe {
+        let wanted = _mm_set1_epi32(target as i32);
+        let equal =
+            _mm_or_si128(_mm_cmpeq_epi32(blocks[0], wanted), _mm_cmpeq_epi32(blocks[1], wanted));
+        _mm_movemask_epi8(equal) != 0
+    }
+}
+
 fn scalar<P: PartialEq>(items: &[P], target: &P) -> u64 {
     items.iter().enumerate().fold(0, |bits, (i, p)| bits | u64::from(p == target) << i)
 }
@@ -158,6 +237,26 @@ mod tests {
             let wide: Vec<u64> = items.iter().map(|i| u64::from(*i)).collect();
             let target = u64::from(target);
             prop_assert_eq!(contains(&wide, &target), wide.contains(&target));
+        }
+    }
+
+    proptest! {
+        /// A prepared list answers as the slice's own `contains`, for every length around
+        /// the register path's bound (the padding never matches on its own), on the `u32`
+        /// path and the generic one.
+        #[test]
+        fn short_list_contains_equals_the_slice_method(
+            items in prop::collection::vec(0u32..12, 0..=SHORT_LEN_MAX + 3),
+            targets in prop::collection::vec(0u32..12, 1..20),
+        ) {
+            let list = ShortList::new(&items);
+            let wide: Vec<u64> = items.iter().map(|i| u64::from(*i)).collect();
+            let wide_list = ShortList::new(&wide);
+            for target in &targets {
+                prop_assert_eq!(list.contains(target), items.contains(target));
+                let target = u64::from(*target);
+                prop_assert_eq!(wide_list.contains(&target), wide.contains(&target));
+            }
         }
     }
 

@@ -204,13 +204,14 @@ impl<P: PeerId> PassiveView<P> {
             return;
         };
         debug_assert!(self.masks_fit());
+        let prefer_evict = eq_mask::ShortList::new(prefer_evict);
         for peer in peers {
             let found = self.mask_of(&peer);
             if found != 0 {
                 self.records[found.trailing_zeros() as usize].refreshed_ms = now_ms;
                 continue;
             }
-            let new_bit = u64::from(eq_mask::contains(prefer_evict, &peer));
+            let new_bit = u64::from(prefer_evict.contains(&peer));
             let len = self.peers.len();
             if len < self.len_max {
                 listed |= new_bit << len;

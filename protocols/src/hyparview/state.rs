@@ -952,5 +952,6 @@ fn unknown<'a, P: PeerId>(
     active: &'a [P],
     peers: Vec<P>,
 ) -> impl Iterator<Item = P> + 'a {
-    peers.into_iter().filter(move |peer| peer != me && !crate::eq_mask::contains(active, peer))
+    let active = crate::eq_mask::ShortList::new(active);
+    peers.into_iter().filter(move |peer| peer != me && !active.contains(peer))
 }
