@@ -20,7 +20,7 @@ use crate::PeerId;
 pub(crate) const LEN_MAX: usize = 64;
 
 /// Bit i set where `items[i] == *target`. `items` holds at most [`LEN_MAX`] entries.
-#[inline]
+#[inline(always)]
 pub(crate) fn equal_mask<P: PeerId>(items: &[P], target: &P) -> u64 {
     debug_assert!(items.len() <= LEN_MAX, "equal_mask covers at most 64 entries");
     #[cfg(target_arch = "x86_64")]
@@ -138,70 +138,78 @@ fn as_u32s<P: PeerId>(items: &[P]) -> &[u32] {
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-#[inline]
+#[inline(always)]
 fn equal_mask_u32(items: &[u32], target: u32) -> u64 {
-    use std::arch::x86_64::{
-        __m128i, _mm_castsi128_ps, _mm_cmpeq_epi32, _mm_loadu_si128, _mm_movemask_epi8,
-        _mm_movemask_ps, _mm_packs_epi16, _mm_packs_epi32, _mm_set1_epi32,
-    };
+    use std::arch::x86_64::_mm_set1_epi32;
     let len = items.len();
-    // SAFETY (every block below): SSE2 is part of the x86-64 baseline, so these instructions
-    // exist on every CPU this code runs on; `block16(i)` reads entries i..i + 16 and
-    // `block4(i)` entries i..i + 4, and each call site keeps that range inside `items`
-    // (unaligned loads need no alignment).
+    // SAFETY: SSE2 is part of the x86-64 baseline, so this instruction exists on every CPU
+    // this code runs on.
     let wanted = unsafe { _mm_set1_epi32(target as i32) };
-    let at = |i: usize| items[i..].as_ptr().cast::<__m128i>();
-    // Bit k set where entry i + k equals `target`, k < 16. The compare results (all ones or
-    // zero per lane) narrow without loss through the saturating packs, in entry order.
-    let block16 = |i: usize| -> u64 {
-        debug_assert!(i + 16 <= len);
-        unsafe {
-            let a = _mm_cmpeq_epi32(_mm_loadu_si128(at(i)), wanted);
-            let b = _mm_cmpeq_epi32(_mm_loadu_si128(at(i + 4)), wanted);
-            let c = _mm_cmpeq_epi32(_mm_loadu_si128(at(i + 8)), wanted);
-            let d = _mm_cmpeq_epi32(_mm_loadu_si128(at(i + 12)), wanted);
-            let bytes = _mm_packs_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d));
-            u64::from(_mm_movemask_epi8(bytes) as u16)
-        }
-    };
-    // Bit k set where entry i + k equals `target`, k < 4.
-    let block4 = |i: usize| -> u64 {
-        debug_assert!(i + 4 <= len);
-        unsafe {
-            let equal = _mm_cmpeq_epi32(_mm_loadu_si128(at(i)), wanted);
-            u64::from(_mm_movemask_ps(_mm_castsi128_ps(equal)) as u8)
-        }
-    };
     if len >= 16 {
-        by_blocks(len, 16, block16)
+        by_blocks::<16>(items, wanted)
     } else if len >= 4 {
-        by_blocks(len, 4, block4)
+        by_blocks::<4>(items, wanted)
     } else {
         scalar(items, &target)
     }
 }
 
-/// The mask of `len` entries from blocks of `width` (`len >= width`): `block(i)` gives the
-/// bits of entries i..i + width.
+/// Bit k set where entry i + k of `items` equals `wanted`'s lanes, k < `WIDTH` (16 or 4).
+/// Inlined everywhere: written as closures handed to [`by_blocks`], the block code was left
+/// out of line, a call per block.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
 #[inline(always)]
-fn by_blocks(len: usize, width: usize, block: impl Fn(usize) -> u64) -> u64 {
-    debug_assert!(len >= width);
-    if len <= 2 * width {
+fn block<const WIDTH: usize>(items: &[u32], i: usize, wanted: std::arch::x86_64::__m128i) -> u64 {
+    use std::arch::x86_64::{
+        __m128i, _mm_castsi128_ps, _mm_cmpeq_epi32, _mm_loadu_si128, _mm_movemask_epi8,
+        _mm_movemask_ps, _mm_packs_epi16, _mm_packs_epi32,
+    };
+    const { assert!(WIDTH == 16 || WIDTH == 4) };
+    assert!(i + WIDTH <= items.len(), "a block lies inside the list");
+    let at = |k: usize| items[i + k..].as_ptr().cast::<__m128i>();
+    // SAFETY: SSE2 is part of the x86-64 baseline, so these instructions exist on every CPU
+    // this code runs on; the loads read entries i..i + WIDTH, inside `items` (asserted
+    // above; unaligned loads need no alignment).
+    unsafe {
+        if WIDTH == 4 {
+            let equal = _mm_cmpeq_epi32(_mm_loadu_si128(at(0)), wanted);
+            return u64::from(_mm_movemask_ps(_mm_castsi128_ps(equal)) as u8);
+        }
+        // The compare results (all ones or zero per lane) narrow without loss through the
+        // saturating packs, in entry order.
+        let a = _mm_cmpeq_epi32(_mm_loadu_si128(at(0)), wanted);
+        let b = _mm_cmpeq_epi32(_mm_loadu_si128(at(4)), wanted);
+        let c = _mm_cmpeq_epi32(_mm_loadu_si128(at(8)), wanted);
+        let d = _mm_cmpeq_epi32(_mm_loadu_si128(at(12)), wanted);
+        let bytes = _mm_packs_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d));
+        u64::from(_mm_movemask_epi8(bytes) as u16)
+    }
+}
+
+/// The mask of `items` (at least `WIDTH` of them) from blocks of `WIDTH` entries.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn by_blocks<const WIDTH: usize>(items: &[u32], wanted: std::arch::x86_64::__m128i) -> u64 {
+    let len = items.len();
+    debug_assert!(len >= WIDTH);
+    let block = |i: usize| block::<WIDTH>(items, i, wanted);
+    if len <= 2 * WIDTH {
         // The common case (a 30-entry passive view, an 8-peer sample, a 5-peer active view):
         // the first block and the one ending at the last entry, no loop.
-        let start = len - width;
+        let start = len - WIDTH;
         return block(0) | block(start) << start;
     }
     let mut bits = 0;
     let mut i = 0;
-    while i + width <= len {
+    while i + WIDTH <= len {
         bits |= block(i) << i;
-        i += width;
+        i += WIDTH;
     }
     if i < len {
         // The last block ends at the last entry: it overlaps the previous one, whose bits
         // it sets again to the same values.
-        let start = len - width;
+        let start = len - WIDTH;
         bits |= block(start) << start;
     }
     bits
