@@ -377,6 +377,13 @@ pub(super) fn ends_shuffle(delivery: &Delivery) -> Option<(NodeIndex, &[NodeInde
     }
 }
 
+/// If `delivery` is probably a shuffle walk's hop that its receiver passes on (a prefetch
+/// hint: the receiver reads its active view to pick the next hop, and not its passive view).
+pub(super) fn passes_shuffle_on(delivery: &Delivery) -> bool {
+    use crate::hyparview::Message as H;
+    matches!(&delivery.message, Message::Hyparview(H::Shuffle { ttl, .. }) if *ttl > 1)
+}
+
 /// Whether a message keeps the network from being quiescent: broadcast traffic and
 /// membership repair traffic. Periodic background traffic (shuffle walks, registry
 /// anti-entropy) never stops, so it does not count.

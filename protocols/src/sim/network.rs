@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::fabric::{
-    decode_hint, ends_shuffle, Delivery, Fabric, Local, MessageCounts, ACTIVE_SLOT, DEAD,
-    LOCAL_SLOT, SLOT_INDEX,
+    decode_hint, ends_shuffle, passes_shuffle_on, Delivery, Fabric, Local, MessageCounts,
+    ACTIVE_SLOT, DEAD, LOCAL_SLOT, SLOT_INDEX,
 };
 use super::graph;
 use super::links::{Latency, Links};
@@ -458,8 +458,14 @@ impl Network {
         if let Some(e) = fabric.queue.ahead(HEAP_AHEAD) {
             let (n, layer) = decode_hint(e.hint);
             if let Some(node) = self.nodes.get(n as usize) {
+                let i = (e.slot & SLOT_INDEX) as usize;
+                let delivery = (e.slot & LOCAL_SLOT == 0)
+                    .then(|| fabric.deliveries.slots.get(i).and_then(Option::as_ref))
+                    .flatten();
                 // Null where a layer has nothing to point at (an empty message cache).
-                for p in node.heap(layer).into_iter().filter(|p| !p.is_null()) {
+                let heap = node.heap(layer);
+                let lines = if delivery.is_some_and(passes_shuffle_on) { 1 } else { heap.len() };
+                for p in heap.into_iter().take(lines).filter(|p| !p.is_null()) {
                     prefetch::line(p);
                 }
                 // A message that ends a shuffle walk integrates the peers it carries (a list
@@ -468,10 +474,6 @@ impl Network {
                 // the temporary link to the walk's other end: all of these then, and the other
                 // end's links (the slot was prefetched five events ago). At 100,000 nodes the
                 // reads of the carried list and of the last sample were 40 % of `integrate`.
-                let i = (e.slot & SLOT_INDEX) as usize;
-                let delivery = (e.slot & LOCAL_SLOT == 0)
-                    .then(|| fabric.deliveries.slots.get(i).and_then(Option::as_ref))
-                    .flatten();
                 if let Some(d) = delivery {
                     // The sender's side: a delivery checks that both ends are still up and
                     // on one side of any partition, and at 100,000 nodes that byte missed
