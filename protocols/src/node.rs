@@ -113,6 +113,19 @@ impl<P: PeerId> Node<P> {
         }
     }
 
+    /// The byte range (offset, length) of a `Node` that passing a shuffle walk on touches: the
+    /// first bytes of its HyParView state (see `hyparview::State::SHUFFLE_HOP_BYTES`). A
+    /// prefetch hint for the simulator.
+    pub(crate) fn shuffle_hop_range() -> (usize, usize) {
+        (std::mem::offset_of!(Self, hyparview), hyparview::State::<P>::SHUFFLE_HOP_BYTES)
+    }
+
+    /// Where the heap data passing a shuffle walk on reads lives: the active view (a prefetch
+    /// hint for the simulator).
+    pub(crate) fn shuffle_hop_heap(&self) -> *const u8 {
+        self.hyparview.active_heap()
+    }
+
     /// Where the heap data an input for `layer` reads first lives (prefetch hints for the
     /// simulator): the neighbour sets, announcement queue and newest cache entry for
     /// Plumtree; the membership views otherwise (prefetching the registry's owner records

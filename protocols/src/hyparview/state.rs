@@ -10,8 +10,14 @@ use crate::rng::Rng;
 use crate::PeerId;
 
 /// Counters of what the state machine did. Monotonic; never reset.
+///
+/// `repr(C)` with `shuffles_received` first: it is the one counter a shuffle hop updates,
+/// and [`State`] keeps what a hop touches in its first bytes (see [`State::SHUFFLE_HOP_BYTES`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct Stats {
+    /// SHUFFLE messages received (forwarded or answered).
+    pub shuffles_received: u64,
     /// JOIN messages received.
     pub joins_received: u64,
     /// FORWARD_JOIN messages received.
@@ -28,8 +34,6 @@ pub struct Stats {
     pub neighbor_requests_refused: u64,
     /// Shuffle walks we started.
     pub shuffles_started: u64,
-    /// SHUFFLE messages received (forwarded or answered).
-    pub shuffles_received: u64,
     /// Pending operations whose backstop fired.
     pub pending_timeouts: u64,
     /// Reconnection probes sent to failed peers.
@@ -131,36 +135,53 @@ const CHURN_SAMPLES_MAX: usize = 16;
 /// Drive it with [`State::handle`]; every effect comes out as an [`OutEvent`]. One call pushes
 /// at most `3 · active_size + passive_size + 8` outputs (a JOIN at a full node: an eviction,
 /// a reply, `active_size` FORWARD_JOINs and the promotions that follow).
+///
+/// `repr(C)`, in two parts: first what passing a shuffle walk on touches (most messages of a
+/// large cluster are such hops; the simulator prefetches only these
+/// [`State::SHUFFLE_HOP_BYTES`] for them, 2–3 cache lines instead of 7), then the rest.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct State<P> {
     me: P,
-    /// Shared by every node built from one configuration (see `node::SharedConfig`).
-    config: Arc<Config>,
-    rng: Rng,
-    active: Vec<P>,
-    passive: PassiveView<P>,
-    pending: PendingMap<P>,
-    contacts: Vec<P>,
     left: bool,
     joining: bool,
-    next_op_id: u64,
     shuffle_armed: bool,
     cleanup_armed: bool,
     contact_retry_armed: bool,
     promote_armed: bool,
     reconnect_armed: bool,
-    /// Consecutive NEIGHBOR rejections since the active view last grew.
-    rejections: u32,
     /// `Event::Isolated` was emitted and the active view has not grown since.
     isolated: bool,
+    /// Consecutive NEIGHBOR rejections since the active view last grew.
+    rejections: u32,
+    /// Shared by every node built from one configuration (see `node::SharedConfig`).
+    config: Arc<Config>,
+    rng: Rng,
+    active: Vec<P>,
+    /// First field `shuffles_received`, the last thing a hop touches.
+    stats: Stats,
+    passive: PassiveView<P>,
+    pending: PendingMap<P>,
+    contacts: Vec<P>,
+    next_op_id: u64,
     churn_ms: VecDeque<u64>,
     last_shuffle_sample: Vec<P>,
     /// Peers dropped for failures, with the local time they were dropped (oldest first).
     failed: VecDeque<(P, u64)>,
-    stats: Stats,
 }
 
 impl<P: PeerId> State<P> {
+    /// Bytes at the start of a `State` that passing a shuffle walk on reads or writes: `me`,
+    /// `left`, `config`, `rng`, `active` and `stats.shuffles_received` (a prefetch hint for
+    /// the simulator; the unit test `shuffle_hop_fields_lead_the_state` holds the order).
+    pub(crate) const SHUFFLE_HOP_BYTES: usize =
+        std::mem::offset_of!(Self, stats) + std::mem::offset_of!(Stats, shuffles_received) + 8;
+
+    /// Where the active view's entries live (what a shuffle hop reads from the heap).
+    pub(crate) fn active_heap(&self) -> *const u8 {
+        self.active.as_ptr().cast()
+    }
+
     /// Where the views' entries live (prefetch hints for the simulator).
     pub(crate) fn heap(&self) -> [*const u8; 4] {
         let [(peers, _), (records, _)] = self.passive.heap_ranges();
@@ -954,4 +975,28 @@ fn unknown<'a, P: PeerId>(
 ) -> impl Iterator<Item = P> + 'a {
     let active = crate::eq_mask::ShortList::new(active);
     peers.into_iter().filter(move |peer| peer != me && !active.contains(peer))
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use std::mem::offset_of;
+
+    use super::{State, Stats};
+
+    /// The simulator prefetches only `SHUFFLE_HOP_BYTES` of a node passing a walk on: every
+    /// field `on_shuffle` reads or writes when it forwards must lie inside them.
+    #[test]
+    fn shuffle_hop_fields_lead_the_state() {
+        type S = State<u32>;
+        let hop = S::SHUFFLE_HOP_BYTES;
+        let end = |offset: usize, bytes: usize| offset + bytes;
+        assert!(end(offset_of!(S, me), 4) <= hop);
+        assert!(end(offset_of!(S, left), 1) <= hop);
+        assert!(end(offset_of!(S, config), 8) <= hop);
+        assert!(end(offset_of!(S, rng), size_of::<crate::rng::Rng>()) <= hop);
+        assert!(end(offset_of!(S, active), size_of::<Vec<u32>>()) <= hop);
+        assert_eq!(end(offset_of!(S, stats) + offset_of!(Stats, shuffles_received), 8), hop);
+        // Small enough to be worth it: at most two cache lines' worth.
+        assert!(hop <= 128, "{hop} bytes");
+    }
 }

@@ -221,7 +221,7 @@ impl Fabric {
         message: Message<NodeIndex>,
     ) {
         let active = self.note_activity(delivery_is_activity(&message));
-        let hint = hint(to, message_layer(&message));
+        let hint = hint(to, message_touch(&message));
         let slot = self.deliveries.insert(Delivery { from, to, message });
         self.push_entry(at_us, slot | active, hint);
     }
@@ -230,9 +230,9 @@ impl Fabric {
     pub(super) fn enqueue_local(&mut self, at_us: u64, local: Local) {
         let active = self.note_activity(local_is_activity(&local));
         let hint = match &local {
-            Local::Timer { node, timer } => hint(*node, timer_layer(timer)),
+            Local::Timer { node, timer } => hint(*node, Touch::Layer(timer_layer(timer))),
             Local::LinkFailed { node, .. } | Local::Discover { node } => {
-                hint(*node, Layer::Hyparview)
+                hint(*node, Touch::Layer(Layer::Hyparview))
             }
         };
         let slot = self.locals.insert(local);
@@ -325,21 +325,37 @@ impl Sink<OutEvent<NodeIndex>> for Fabric {
     }
 }
 
-/// Bits of [`Entry::hint`] that hold the layer (the rest is the node index).
-const HINT_LAYER_SHIFT: u32 = 30;
+/// Bits of [`Entry::hint`] that hold the [`Touch`] (the rest is the node index).
+const HINT_TOUCH_SHIFT: u32 = 30;
 
-/// The node an event is handled by and the layer it reaches first, packed for
-/// [`Entry::hint`] (node indices stay below 2^30: the simulator's nodes are far fewer).
-fn hint(node: NodeIndex, layer: Layer) -> u32 {
-    debug_assert!(node < 1 << HINT_LAYER_SHIFT);
-    node | (layer as u32) << HINT_LAYER_SHIFT
+/// What an event will touch of its node first, for prefetching: a layer's state, or only
+/// the few fields of HyParView's that passing a shuffle walk on reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Touch {
+    Layer(Layer),
+    ShuffleHop,
 }
 
-fn message_layer(message: &Message<NodeIndex>) -> Layer {
+/// The node an event is handled by and what it touches first, packed for [`Entry::hint`]
+/// (node indices stay below 2^30: the simulator's nodes are far fewer).
+fn hint(node: NodeIndex, touch: Touch) -> u32 {
+    debug_assert!(node < 1 << HINT_TOUCH_SHIFT);
+    let code = match touch {
+        Touch::Layer(layer) => layer as u32,
+        Touch::ShuffleHop => 3,
+    };
+    node | code << HINT_TOUCH_SHIFT
+}
+
+/// What handling `message` touches first. A SHUFFLE with hops left is probably passed on
+/// (a hint: a walk also ends early at a node without another active peer).
+fn message_touch(message: &Message<NodeIndex>) -> Touch {
+    use crate::hyparview::Message as H;
     match message {
-        Message::Hyparview(_) => Layer::Hyparview,
-        Message::Plumtree(_) => Layer::Plumtree,
-        Message::Registry(_) => Layer::Registry,
+        Message::Hyparview(H::Shuffle { ttl, .. }) if *ttl > 1 => Touch::ShuffleHop,
+        Message::Hyparview(_) => Touch::Layer(Layer::Hyparview),
+        Message::Plumtree(_) => Touch::Layer(Layer::Plumtree),
+        Message::Registry(_) => Touch::Layer(Layer::Registry),
     }
 }
 
@@ -351,14 +367,15 @@ fn timer_layer(timer: &Timer<NodeIndex>) -> Layer {
     }
 }
 
-/// The node and layer packed by [`hint`].
-pub(super) fn decode_hint(hint: u32) -> (NodeIndex, Layer) {
-    let layer = match hint >> HINT_LAYER_SHIFT {
-        0 => Layer::Hyparview,
-        1 => Layer::Plumtree,
-        _ => Layer::Registry,
+/// The node and touch packed by [`hint`].
+pub(super) fn decode_hint(hint: u32) -> (NodeIndex, Touch) {
+    let touch = match hint >> HINT_TOUCH_SHIFT {
+        0 => Touch::Layer(Layer::Hyparview),
+        1 => Touch::Layer(Layer::Plumtree),
+        2 => Touch::Layer(Layer::Registry),
+        _ => Touch::ShuffleHop,
     };
-    (hint & ((1 << HINT_LAYER_SHIFT) - 1), layer)
+    (hint & ((1 << HINT_TOUCH_SHIFT) - 1), touch)
 }
 
 /// If `delivery` probably ends a shuffle walk (a reply, or a shuffle on its last hop), the
@@ -375,13 +392,6 @@ pub(super) fn ends_shuffle(delivery: &Delivery) -> Option<(NodeIndex, &[NodeInde
         }
         _ => None,
     }
-}
-
-/// If `delivery` is probably a shuffle walk's hop that its receiver passes on (a prefetch
-/// hint: the receiver reads its active view to pick the next hop, and not its passive view).
-pub(super) fn passes_shuffle_on(delivery: &Delivery) -> bool {
-    use crate::hyparview::Message as H;
-    matches!(&delivery.message, Message::Hyparview(H::Shuffle { ttl, .. }) if *ttl > 1)
 }
 
 /// Whether a message keeps the network from being quiescent: broadcast traffic and

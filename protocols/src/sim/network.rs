@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::fabric::{
-    decode_hint, ends_shuffle, passes_shuffle_on, Delivery, Fabric, Local, MessageCounts,
-    ACTIVE_SLOT, DEAD, LOCAL_SLOT, SLOT_INDEX,
+    decode_hint, ends_shuffle, Delivery, Fabric, Local, MessageCounts, Touch, ACTIVE_SLOT, DEAD,
+    LOCAL_SLOT, SLOT_INDEX,
 };
 use super::graph;
 use super::links::{Latency, Links};
@@ -446,28 +446,37 @@ impl Network {
             } else {
                 prefetch::line(fabric.locals.slots.as_ptr().wrapping_add(i));
             }
-            let (n, layer) = decode_hint(e.hint);
+            let (n, touch) = decode_hint(e.hint);
             // The receiver's side (read before the node runs, and by every message it sends).
             prefetch::line(fabric.side.as_ptr().wrapping_add(n as usize));
             let node = self.nodes.as_ptr().wrapping_add(n as usize).cast::<u8>();
-            let (offset, len) = Node::<NodeIndex>::hot_range(layer);
+            let (offset, len) = match touch {
+                Touch::Layer(layer) => Node::<NodeIndex>::hot_range(layer),
+                Touch::ShuffleHop => Node::<NodeIndex>::shuffle_hop_range(),
+            };
             prefetch::range(node.wrapping_add(offset), len);
             let (links, bytes) = fabric.links.list(n);
             prefetch::range(links, bytes);
         }
         if let Some(e) = fabric.queue.ahead(HEAP_AHEAD) {
-            let (n, layer) = decode_hint(e.hint);
+            let (n, touch) = decode_hint(e.hint);
             if let Some(node) = self.nodes.get(n as usize) {
+                // Only what the event reads: at 100,000 nodes the prefetches themselves
+                // stalled, the core out of outstanding misses, while a shuffle hop (30 M of
+                // the 51.5 M messages) read one of the four buffers prefetched for it.
+                match touch {
+                    Touch::ShuffleHop => prefetch::line(node.shuffle_hop_heap()),
+                    Touch::Layer(layer) => {
+                        // Null where a layer has nothing to point at (an empty cache).
+                        for p in node.heap(layer).into_iter().filter(|p| !p.is_null()) {
+                            prefetch::line(p);
+                        }
+                    }
+                }
                 let i = (e.slot & SLOT_INDEX) as usize;
                 let delivery = (e.slot & LOCAL_SLOT == 0)
                     .then(|| fabric.deliveries.slots.get(i).and_then(Option::as_ref))
                     .flatten();
-                // Null where a layer has nothing to point at (an empty message cache).
-                let heap = node.heap(layer);
-                let lines = if delivery.is_some_and(passes_shuffle_on) { 1 } else { heap.len() };
-                for p in heap.into_iter().take(lines).filter(|p| !p.is_null()) {
-                    prefetch::line(p);
-                }
                 // A message that ends a shuffle walk integrates the peers it carries (a list
                 // the walk's origin wrote thousands of events ago) into the passive view,
                 // evicting random entries or those of the node's own last sample, and closes
