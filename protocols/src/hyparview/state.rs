@@ -406,16 +406,22 @@ impl<P: PeerId> State<P> {
         if ttl == self.config.prwl && !self.active.contains(&peer) {
             self.passive.insert(peer.clone(), now_ms, &[], &mut self.rng);
         }
-        let candidates: Vec<P> =
-            self.active.iter().filter(|p| **p != from && **p != peer).cloned().collect();
-        match self.rng.choose(&candidates) {
-            Some(next) => out.push(OutEvent::SendMessage {
-                to: next.clone(),
-                message: Message::ForwardJoin { peer, ttl: ttl - 1 },
-            }),
+        // A uniform pick among the active peers other than `from` and `peer`, drawn as
+        // `Rng::choose` over that list would, without building the list (as in `on_shuffle`).
+        let candidate = |p: &&P| **p != from && **p != peer;
+        let count = self.active.iter().filter(candidate).count();
+        if count == 0 {
             // Nowhere to walk: the walk ends here.
-            None => self.request_neighbor(peer, Priority::High, out),
+            self.request_neighbor(peer, Priority::High, out);
+            return;
         }
+        let pick = self.rng.index(count);
+        // Invariant: `pick < count`, the number of peers the filter passes.
+        let next = self.active.iter().filter(candidate).nth(pick).expect("pick < count");
+        out.push(OutEvent::SendMessage {
+            to: next.clone(),
+            message: Message::ForwardJoin { peer, ttl: ttl - 1 },
+        });
     }
 
     fn on_neighbor(
