@@ -442,7 +442,7 @@ impl Network {
             let i = (e.slot & SLOT_INDEX) as usize;
             if e.slot & LOCAL_SLOT == 0 {
                 let slot = fabric.deliveries.slots.as_ptr().wrapping_add(i);
-                prefetch::range(slot, size_of::<Option<Delivery>>());
+                prefetch::range(slot, size_of::<Delivery>());
             } else {
                 prefetch::line(fabric.locals.slots.as_ptr().wrapping_add(i));
             }
@@ -474,9 +474,8 @@ impl Network {
                     }
                 }
                 let i = (e.slot & SLOT_INDEX) as usize;
-                let delivery = (e.slot & LOCAL_SLOT == 0)
-                    .then(|| fabric.deliveries.slots.get(i).and_then(Option::as_ref))
-                    .flatten();
+                let delivery =
+                    (e.slot & LOCAL_SLOT == 0).then(|| fabric.deliveries.get(i)).flatten();
                 // A message that ends a shuffle walk integrates the peers it carries (a list
                 // the walk's origin wrote thousands of events ago) into the passive view,
                 // evicting random entries or those of the node's own last sample, and closes
