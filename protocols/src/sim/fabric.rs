@@ -104,7 +104,7 @@ pub(super) struct Delivery {
     pub(super) message: Message<NodeIndex>,
 }
 
-/// The node index no node has: node indices stay below 2^30 (see [`hint`]).
+/// The node index no node has: node indices stay below 2^29 (see [`hint`]).
 const NO_NODE: NodeIndex = NodeIndex::MAX;
 
 impl Vacant for Delivery {
@@ -273,6 +273,9 @@ impl Fabric {
     pub(super) fn enqueue_local(&mut self, at_us: u64, local: Local) {
         let active = self.note_activity(local_is_activity(&local));
         let hint = match &local {
+            Local::Timer { node, timer: Timer::Hyparview(_) } => {
+                hint(*node, Touch::MembershipTimer)
+            }
             Local::Timer { node, timer } => hint(*node, Touch::Layer(timer_layer(timer))),
             Local::LinkFailed { node, .. } | Local::Discover { node } => {
                 hint(*node, Touch::Layer(Layer::Hyparview))
@@ -369,23 +372,27 @@ impl Sink<OutEvent<NodeIndex>> for Fabric {
 }
 
 /// Bits of [`Entry::hint`] that hold the [`Touch`] (the rest is the node index).
-const HINT_TOUCH_SHIFT: u32 = 30;
+const HINT_TOUCH_SHIFT: u32 = 29;
 
 /// What an event will touch of its node first, for prefetching: a layer's state, or only
-/// the few fields of HyParView's that passing a shuffle walk on reads.
+/// the few fields of HyParView's that passing a shuffle walk on reads, or HyParView's state
+/// and its whole passive view (its periodic timers: the shuffle samples it, the cleanup and
+/// the reconnection probe read every entry's record).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Touch {
     Layer(Layer),
     ShuffleHop,
+    MembershipTimer,
 }
 
 /// The node an event is handled by and what it touches first, packed for [`Entry::hint`]
-/// (node indices stay below 2^30: the simulator's nodes are far fewer).
+/// (node indices stay below 2^29: the simulator's nodes are far fewer).
 fn hint(node: NodeIndex, touch: Touch) -> u32 {
     debug_assert!(node < 1 << HINT_TOUCH_SHIFT);
     let code = match touch {
         Touch::Layer(layer) => layer as u32,
         Touch::ShuffleHop => 3,
+        Touch::MembershipTimer => 4,
     };
     node | code << HINT_TOUCH_SHIFT
 }
@@ -416,7 +423,8 @@ pub(super) fn decode_hint(hint: u32) -> (NodeIndex, Touch) {
         0 => Touch::Layer(Layer::Hyparview),
         1 => Touch::Layer(Layer::Plumtree),
         2 => Touch::Layer(Layer::Registry),
-        _ => Touch::ShuffleHop,
+        3 => Touch::ShuffleHop,
+        _ => Touch::MembershipTimer,
     };
     (hint & ((1 << HINT_TOUCH_SHIFT) - 1), touch)
 }

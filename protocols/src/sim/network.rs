@@ -12,7 +12,7 @@ use super::graph;
 use super::links::{Latency, Links};
 use super::prefetch;
 use super::tracker::Tracker;
-use crate::node::{self, InEvent, Message, Node, NodeOutbox, SharedConfig, Timer};
+use crate::node::{self, InEvent, Layer, Message, Node, NodeOutbox, SharedConfig, Timer};
 use crate::plumtree::{self, MessageId, Tag};
 use crate::rng::Rng;
 use crate::time::Now;
@@ -452,6 +452,7 @@ impl Network {
             let node = self.nodes.as_ptr().wrapping_add(n as usize).cast::<u8>();
             let (offset, len) = match touch {
                 Touch::Layer(layer) => Node::<NodeIndex>::hot_range(layer),
+                Touch::MembershipTimer => Node::<NodeIndex>::hot_range(Layer::Hyparview),
                 Touch::ShuffleHop => Node::<NodeIndex>::shuffle_hop_range(),
             };
             prefetch::range(node.wrapping_add(offset), len);
@@ -466,6 +467,14 @@ impl Network {
                 // the 51.5 M messages) read one of the four buffers prefetched for it.
                 match touch {
                     Touch::ShuffleHop => prefetch::line(node.shuffle_hop_heap()),
+                    Touch::MembershipTimer => {
+                        for p in node.heap(Layer::Hyparview) {
+                            prefetch::line(p);
+                        }
+                        for (p, bytes) in node.shuffle_end_ranges() {
+                            prefetch::range(p, bytes);
+                        }
+                    }
                     Touch::Layer(layer) => {
                         // Null where a layer has nothing to point at (an empty cache).
                         for p in node.heap(layer).into_iter().filter(|p| !p.is_null()) {
