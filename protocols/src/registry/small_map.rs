@@ -47,6 +47,16 @@ impl<'a, K, V> Iterator for Iter<'a, K, V> {
     }
 }
 
+impl<K, V> CompactMap<K, V> {
+    /// Where a small map's entries live, null for a large one (a prefetch hint).
+    pub(crate) fn heap(&self) -> *const u8 {
+        match self {
+            Self::Small(items) => items.as_ptr().cast(),
+            Self::Large(_) => std::ptr::null(),
+        }
+    }
+}
+
 impl<K: Ord, V> CompactMap<K, V> {
     pub(crate) fn new() -> Self {
         Self::default()

@@ -77,6 +77,14 @@ pub struct State<P> {
     pub(super) stats: Stats,
 }
 
+impl<P: PeerId> State<P> {
+    /// Where the owner records live (a prefetch hint for the simulator: every digest, sent or
+    /// received, walks them).
+    pub(crate) fn heap(&self) -> *const u8 {
+        self.store.records().heap()
+    }
+}
+
 impl<P: PeerId + Wire> State<P> {
     /// A replica for node `local`, alive at `incarnation` (the node passes its start wall time
     /// in ms, so a restarted node outranks its previous life), with decoding bounds
@@ -524,8 +532,12 @@ impl<P: PeerId + Wire> State<P> {
     fn on_anti_entropy(&mut self, now: Now, out: &mut impl Sink<OutEvent<P>>) {
         self.stats.tombstones_collected +=
             self.store.collect_tombstones(now.mono_ms, self.config.tombstone_ttl_ms);
-        let neighbours: Vec<P> = self.neighbours.iter().cloned().collect();
-        if let Some(peer) = self.rng.choose(&neighbours).cloned() {
+        // A uniform pick drawn as `Rng::choose` over the neighbours would, without copying
+        // them into a fresh vector on every round.
+        if !self.neighbours.is_empty() {
+            let pick = self.rng.index(self.neighbours.len());
+            // Invariant: `pick < len`.
+            let peer = self.neighbours.iter().nth(pick).expect("pick < len").clone();
             self.send_digest(peer, out);
         }
         self.arm_anti_entropy(out);
