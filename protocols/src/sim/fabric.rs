@@ -174,6 +174,11 @@ pub(super) struct Fabric {
     /// when both ends hold the same value. One byte read per end instead of a liveness flag
     /// and a group from two arrays (two cache misses per message at 100,000 nodes).
     pub(super) side: Vec<u8>,
+    /// Invariant: when true, every entry of `side` is 0 (no node ever crashed, no partition
+    /// is in force), so every message goes through and no side needs reading: three random
+    /// bytes per message that at 100,000 nodes missed the cache (≈ 5 % of the run's samples).
+    /// Cleared by a crash or a partition, set again by healing a cluster without dead nodes.
+    pub(super) sides_uniform: bool,
     pub(super) links: Links,
     /// Link failures already scheduled (from, to), so one failure is reported once.
     failing: FxMap<(NodeIndex, NodeIndex), ()>,
@@ -214,6 +219,7 @@ impl Fabric {
             locals: Slab::new(),
             activity: 0,
             side: Vec::new(),
+            sides_uniform: true,
             links,
             failing: FxMap::default(),
             link_failure_detect_us,
@@ -231,6 +237,11 @@ impl Fabric {
     pub(super) fn begin_call(&mut self, from: NodeIndex) {
         self.from = from;
         self.pushed = 0;
+    }
+
+    /// Whether `node` is alive.
+    pub(super) fn is_alive(&self, node: NodeIndex) -> bool {
+        self.sides_uniform || self.side[node as usize] != DEAD
     }
 
     /// Message counters over the whole run.
@@ -316,11 +327,14 @@ impl Fabric {
 
     fn send(&mut self, from: NodeIndex, to: NodeIndex, message: Message<NodeIndex>) {
         self.kinds[message.kind_index()] += 1;
-        // The sender is alive (only live nodes run), so equal sides mean the receiver is too.
-        assert!(self.side[from as usize] != DEAD, "a crashed node sent a message");
-        if self.side[to as usize] != self.side[from as usize] {
-            self.schedule_failure(from, to);
-            return;
+        if !self.sides_uniform {
+            // The sender is alive (only live nodes run), so equal sides mean the receiver is
+            // too.
+            assert!(self.side[from as usize] != DEAD, "a crashed node sent a message");
+            if self.side[to as usize] != self.side[from as usize] {
+                self.schedule_failure(from, to);
+                return;
+            }
         }
         let at = self.links.schedule(self.now_us, from, to, &mut self.rng);
         self.enqueue_delivery(at, from, to, message);

@@ -145,7 +145,7 @@ impl Network {
 
     /// Whether node `i` is alive.
     pub fn is_alive(&self, i: NodeIndex) -> bool {
-        self.fabric().side[i as usize] != DEAD
+        self.fabric().is_alive(i)
     }
 
     /// Indices of live nodes, ascending.
@@ -266,6 +266,7 @@ impl Network {
     /// node with a link to one of them is told after `link_failure_detect_us`.
     pub fn crash(&mut self, victims: &[NodeIndex]) {
         let fabric = self.outbox.sink_mut();
+        fabric.sides_uniform = false;
         for v in victims {
             fabric.side[*v as usize] = DEAD;
         }
@@ -308,6 +309,7 @@ impl Network {
     pub fn partition(&mut self, group: Vec<u8>) {
         assert_eq!(group.len(), self.nodes.len());
         let fabric = self.outbox.sink_mut();
+        fabric.sides_uniform = false;
         for (side, g) in fabric.side.iter_mut().zip(&group) {
             assert!(*g != DEAD, "partition groups are below {DEAD}");
             if *side != DEAD {
@@ -319,7 +321,10 @@ impl Network {
 
     /// Removes the partition.
     pub fn heal(&mut self) {
-        self.fabric_mut().side.iter_mut().filter(|s| **s != DEAD).for_each(|s| *s = 0);
+        let all_alive = self.live.len() == self.nodes.len();
+        let fabric = self.fabric_mut();
+        fabric.side.iter_mut().filter(|s| **s != DEAD).for_each(|s| *s = 0);
+        fabric.sides_uniform = all_alive;
     }
 
     /// While frozen, periodic membership timers (shuffle, passive cleanup, reconnect) are held
@@ -410,13 +415,15 @@ impl Network {
     /// partitioned apart while it was in flight.
     fn deliver(&mut self, from: NodeIndex, to: NodeIndex, message: Message<NodeIndex>) {
         let fabric = self.outbox.sink_mut();
-        let from_side = fabric.side[from as usize];
-        if from_side == DEAD {
-            return; // The sender crashed with the message in flight: QUIC loses it.
-        }
-        if fabric.side[to as usize] != from_side {
-            fabric.schedule_failure(from, to);
-            return;
+        if !fabric.sides_uniform {
+            let from_side = fabric.side[from as usize];
+            if from_side == DEAD {
+                return; // The sender crashed with the message in flight: QUIC loses it.
+            }
+            if fabric.side[to as usize] != from_side {
+                fabric.schedule_failure(from, to);
+                return;
+            }
         }
         if let Message::Plumtree(plumtree::Message::Gossip(g)) = &message {
             // RMR counts payload copies exchanged, i.e. received by a live node (Plumtree
@@ -447,8 +454,11 @@ impl Network {
                 prefetch::line(fabric.locals.slots.as_ptr().wrapping_add(i));
             }
             let (n, touch) = decode_hint(e.hint);
-            // The receiver's side (read before the node runs, and by every message it sends).
-            prefetch::line(fabric.side.as_ptr().wrapping_add(n as usize));
+            if !fabric.sides_uniform {
+                // The receiver's side (read before the node runs, and by every message it
+                // sends).
+                prefetch::line(fabric.side.as_ptr().wrapping_add(n as usize));
+            }
             let node = self.nodes.as_ptr().wrapping_add(n as usize).cast::<u8>();
             let (offset, len) = match touch {
                 Touch::Layer(layer) => Node::<NodeIndex>::hot_range(layer),
@@ -491,7 +501,7 @@ impl Network {
                 // the temporary link to the walk's other end: all of these then, and the other
                 // end's links (the slot was prefetched five events ago). At 100,000 nodes the
                 // reads of the carried list and of the last sample were 40 % of `integrate`.
-                if let Some(d) = delivery {
+                if let Some(d) = delivery.filter(|_| !fabric.sides_uniform) {
                     // The sender's side: a delivery checks that both ends are still up and
                     // on one side of any partition, and at 100,000 nodes that byte missed
                     // the cache (8 % of `step`'s samples).
