@@ -293,11 +293,47 @@ mod tests {
     use super::*;
     use crate::rng::Rng;
 
+    /// The queue under test beside a binary heap, the order it must reproduce.
+    struct Checked {
+        q: EventQueue,
+        reference: BinaryHeap<Reverse<Entry>>,
+    }
+
+    impl Checked {
+        fn new() -> Self {
+            Self { q: EventQueue::new(), reference: BinaryHeap::new() }
+        }
+
+        fn push(&mut self, e: Entry) {
+            self.q.push(e);
+            self.reference.push(Reverse(e));
+        }
+
+        /// Pops both, asserting they agree.
+        fn pop(&mut self) -> Option<Entry> {
+            let got = self.q.pop();
+            assert_eq!(got, self.reference.pop().map(|Reverse(e)| e));
+            assert_eq!(self.q.len(), self.reference.len());
+            got
+        }
+
+        /// Pops everything left, peeking first; returns how many.
+        fn drain(&mut self) -> usize {
+            let mut popped = 0;
+            while let Some(Reverse(want)) = self.reference.peek().copied() {
+                assert_eq!(self.q.peek(), Some(want));
+                assert_eq!(self.pop(), Some(want));
+                popped += 1;
+            }
+            assert_eq!(self.q.pop(), None);
+            popped
+        }
+    }
+
     #[test]
     fn pops_in_exact_time_then_sequence_order() {
         let mut rng = Rng::from_seed(9);
-        let mut q = EventQueue::new();
-        let mut reference = BinaryHeap::new();
+        let mut c = Checked::new();
         let mut now = 0u64;
         for round in 0..20_000u64 {
             let seq = round + 1;
@@ -309,34 +345,24 @@ mod tests {
                 3 => 70_000_000 + rng.below(200_000_000),
                 _ => 10_000,
             };
-            let e = Entry { at_us: now + delay, seq, slot: round as u32, hint: 0 };
-            q.push(e);
-            reference.push(Reverse(e));
+            c.push(Entry { at_us: now + delay, seq, slot: round as u32, hint: 0 });
             if rng.chance(0.5) {
                 if round % 64 == 0 {
                     // `ahead(n)` is the entry `n` pops later, whenever it is already known.
-                    let mut sorted = reference.clone().into_sorted_vec();
+                    let mut sorted = c.reference.clone().into_sorted_vec();
                     sorted.reverse();
                     for n in 0..3 {
-                        if let Some(e) = q.ahead(n + 1) {
+                        if let Some(e) = c.q.ahead(n + 1) {
                             assert_eq!(Some(e), sorted.get(n + 1).map(|Reverse(e)| e));
                         }
                     }
                 }
-                let got = q.pop();
-                let want = reference.pop().map(|Reverse(e)| e);
-                assert_eq!(got, want);
-                if let Some(e) = got {
+                if let Some(e) = c.pop() {
                     now = e.at_us;
                 }
             }
-            assert_eq!(q.len(), reference.len());
         }
-        while let Some(Reverse(want)) = reference.pop() {
-            assert_eq!(q.peek(), Some(want));
-            assert_eq!(q.pop(), Some(want));
-        }
-        assert_eq!(q.pop(), None);
+        c.drain();
     }
 
     #[test]
@@ -346,8 +372,7 @@ mod tests {
         // until their millisecond enters the ring, and some pushed into the millisecond being
         // popped.
         let mut rng = Rng::from_seed(11);
-        let mut q = EventQueue::new();
-        let mut reference = BinaryHeap::new();
+        let mut c = Checked::new();
         let mut now = 0u64;
         let mut seq = 0u64;
         let mut popped = 0usize;
@@ -362,27 +387,17 @@ mod tests {
                     4 => rng.below(3_000),
                     _ => 10_000 + rng.below(1_000),
                 };
-                let e = Entry { at_us: now + delay, seq, slot: 0, hint: 0 };
-                q.push(e);
-                reference.push(Reverse(e));
+                c.push(Entry { at_us: now + delay, seq, slot: 0, hint: 0 });
             }
             for _ in 0..rng.below(800) {
-                let got = q.pop();
-                assert_eq!(got, reference.pop().map(|Reverse(e)| e));
-                match got {
-                    Some(e) => now = e.at_us,
-                    None => break,
-                }
+                let Some(e) = c.pop() else { break };
+                now = e.at_us;
                 popped += 1;
             }
         }
-        while let Some(Reverse(want)) = reference.pop() {
-            assert_eq!(q.pop(), Some(want));
-            popped += 1;
-        }
-        assert_eq!(q.pop(), None);
+        popped += c.drain();
         assert!(popped > 50_000, "the run exercised the queue ({popped} pops)");
-        assert!(q.scratch.capacity() >= RADIX_LEN_MIN, "some bucket was radix-sorted");
+        assert!(c.q.scratch.capacity() >= RADIX_LEN_MIN, "some bucket was radix-sorted");
     }
 
     #[test]
