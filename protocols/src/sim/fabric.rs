@@ -104,7 +104,7 @@ pub(super) struct Delivery {
     pub(super) message: Message<NodeIndex>,
 }
 
-/// The node index no node has: node indices stay below 2^29 (see [`hint`]).
+/// The node index no node has: node indices stay below [`NODES_MAX`].
 const NO_NODE: NodeIndex = NodeIndex::MAX;
 
 impl Vacant for Delivery {
@@ -388,6 +388,10 @@ impl Sink<OutEvent<NodeIndex>> for Fabric {
 /// Bits of [`Entry::hint`] that hold the [`Touch`] (the rest is the node index).
 const HINT_TOUCH_SHIFT: u32 = 29;
 
+/// Most nodes a simulation holds (`Network::add_node` asserts it): every node index fits in
+/// a hint, and [`NO_NODE`] is none of them.
+pub(super) const NODES_MAX: usize = 1 << HINT_TOUCH_SHIFT;
+
 /// What an event will touch of its node first, for prefetching: a layer's state, or only
 /// the few fields of HyParView's that passing a shuffle walk on reads, or HyParView's state
 /// and its whole passive view (its periodic timers: the shuffle samples it, the cleanup and
@@ -400,7 +404,7 @@ pub(super) enum Touch {
 }
 
 /// The node an event is handled by and what it touches first, packed for [`Entry::hint`]
-/// (node indices stay below 2^29: the simulator's nodes are far fewer).
+/// (node indices stay below [`NODES_MAX`]).
 fn hint(node: NodeIndex, touch: Touch) -> u32 {
     debug_assert!(node < 1 << HINT_TOUCH_SHIFT);
     let code = match touch {

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::fabric::{
     decode_hint, ends_shuffle, Delivery, Fabric, Local, MessageCounts, Touch, ACTIVE_SLOT, DEAD,
-    LOCAL_SLOT, SLOT_INDEX,
+    LOCAL_SLOT, NODES_MAX, SLOT_INDEX,
 };
 use super::graph;
 use super::links::{Latency, Links};
@@ -194,6 +194,7 @@ impl Network {
 
     /// Adds a new live node and returns its index.
     pub fn add_node(&mut self) -> NodeIndex {
+        assert!(self.nodes.len() < NODES_MAX, "the simulator holds at most {NODES_MAX} nodes");
         let i = self.nodes.len() as NodeIndex;
         let seed = self.fabric_mut().rng.next_u64();
         let now = self.now();
@@ -478,40 +479,29 @@ impl Network {
                 match touch {
                     Touch::ShuffleHop => prefetch::line(node.shuffle_hop_heap()),
                     Touch::MembershipTimer => {
-                        for p in node.heap(Layer::Hyparview) {
-                            prefetch::line(p);
-                        }
-                        for (p, bytes) in node.shuffle_end_ranges() {
-                            prefetch::range(p, bytes);
-                        }
+                        prefetch::lines(node.heap(Layer::Hyparview));
+                        prefetch::ranges(node.shuffle_end_ranges());
                     }
-                    Touch::Layer(layer) => {
-                        // Null where a layer has nothing to point at (an empty cache).
-                        for p in node.heap(layer).into_iter().filter(|p| !p.is_null()) {
-                            prefetch::line(p);
-                        }
-                    }
+                    Touch::Layer(layer) => prefetch::lines(node.heap(layer)),
                 }
                 let i = (e.slot & SLOT_INDEX) as usize;
                 let delivery =
                     (e.slot & LOCAL_SLOT == 0).then(|| fabric.deliveries.get(i)).flatten();
-                // A message that ends a shuffle walk integrates the peers it carries (a list
-                // the walk's origin wrote thousands of events ago) into the passive view,
-                // evicting random entries or those of the node's own last sample, and closes
-                // the temporary link to the walk's other end: all of these then, and the other
-                // end's links (the slot was prefetched five events ago). At 100,000 nodes the
-                // reads of the carried list and of the last sample were 40 % of `integrate`.
                 if let Some(d) = delivery.filter(|_| !fabric.sides_uniform) {
                     // The sender's side: a delivery checks that both ends are still up and
                     // on one side of any partition, and at 100,000 nodes that byte missed
                     // the cache (8 % of `step`'s samples).
                     prefetch::line(fabric.side.as_ptr().wrapping_add(d.from as usize));
                 }
+                // A message that ends a shuffle walk integrates the peers it carries (a list
+                // the walk's origin wrote thousands of events ago) into the passive view,
+                // evicting random entries or those of the node's own last sample, and closes
+                // the temporary link to the walk's other end: all of these then, and the other
+                // end's links (the slot was prefetched five events ago). At 100,000 nodes the
+                // reads of the carried list and of the last sample were 40 % of `integrate`.
                 if let Some((other_end, carried)) = delivery.and_then(ends_shuffle) {
                     prefetch::range(carried.as_ptr(), size_of_val(carried));
-                    for (p, bytes) in node.shuffle_end_ranges() {
-                        prefetch::range(p, bytes);
-                    }
+                    prefetch::ranges(node.shuffle_end_ranges());
                     let (links, bytes) = fabric.links.list(other_end);
                     prefetch::range(links, bytes);
                 }

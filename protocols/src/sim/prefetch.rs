@@ -26,3 +26,19 @@ pub(crate) fn range<T>(p: *const T, size_bytes: usize) {
         offset += 64;
     }
 }
+
+/// [`line`] for each pointer that is not null (null: nothing to point at, an empty list).
+#[inline(always)]
+pub(crate) fn lines<T>(pointers: impl IntoIterator<Item = *const T>) {
+    for p in pointers.into_iter().filter(|p| !p.is_null()) {
+        line(p);
+    }
+}
+
+/// [`range`] for each `(start, size_bytes)`.
+#[inline(always)]
+pub(crate) fn ranges<T>(ranges: impl IntoIterator<Item = (*const T, usize)>) {
+    for (p, size_bytes) in ranges {
+        range(p, size_bytes);
+    }
+}
