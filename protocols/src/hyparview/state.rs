@@ -12,7 +12,7 @@ use crate::PeerId;
 /// Counters of what the state machine did. Monotonic; never reset.
 ///
 /// `repr(C)` with `shuffles_received` first: it is the one counter a shuffle hop updates,
-/// and [`State`] keeps what a hop touches in its first bytes (see [`State::SHUFFLE_HOP_BYTES`]).
+/// and [`State`] keeps what a hop touches in its first bytes (see `State::SHUFFLE_HOP_BYTES`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct Stats {
@@ -138,7 +138,7 @@ const CHURN_SAMPLES_MAX: usize = 16;
 ///
 /// `repr(C)`, in two parts: first what passing a shuffle walk on touches (most messages of a
 /// large cluster are such hops; the simulator prefetches only these
-/// [`State::SHUFFLE_HOP_BYTES`] for them, 2–3 cache lines instead of 7), then the rest.
+/// `State::SHUFFLE_HOP_BYTES` for them, 2–3 cache lines instead of 7), then the rest.
 #[derive(Clone, Debug)]
 #[repr(C)]
 pub struct State<P> {
