@@ -140,6 +140,12 @@ impl<P: PeerId> Node<P> {
         }
     }
 
+    /// What sampling the passive view for a shuffle reads from the heap: its peers (a
+    /// prefetch hint for the simulator, for the shuffle timer).
+    pub(crate) fn shuffle_sample_range(&self) -> (*const u8, usize) {
+        self.hyparview.passive_peers_range()
+    }
+
     /// What integrating a shuffle reads from the heap (prefetch hints for the simulator, for
     /// the messages that end a walk).
     pub(crate) fn shuffle_end_ranges(&self) -> [(*const u8, usize); 3] {

@@ -177,6 +177,12 @@ impl<P: PeerId> State<P> {
     pub(crate) const SHUFFLE_HOP_BYTES: usize =
         std::mem::offset_of!(Self, stats) + std::mem::offset_of!(Stats, shuffles_received) + 8;
 
+    /// Where the passive view's peers live, as (start, bytes): what a shuffle's sample reads
+    /// (a prefetch hint for the simulator).
+    pub(crate) fn passive_peers_range(&self) -> (*const u8, usize) {
+        self.passive.heap_ranges()[0]
+    }
+
     /// Where the active view's entries live (what a shuffle hop reads from the heap).
     pub(crate) fn active_heap(&self) -> *const u8 {
         self.active.as_ptr().cast()

@@ -284,6 +284,9 @@ impl Fabric {
     pub(super) fn enqueue_local(&mut self, at_us: u64, local: Local) {
         let active = self.note_activity(local_is_activity(&local));
         let hint = match &local {
+            Local::Timer { node, timer: Timer::Hyparview(crate::hyparview::Timer::Shuffle) } => {
+                hint(*node, Touch::ShuffleTimer)
+            }
             Local::Timer { node, timer: Timer::Hyparview(_) } => {
                 hint(*node, Touch::MembershipTimer)
             }
@@ -394,13 +397,15 @@ pub(super) const NODES_MAX: usize = 1 << HINT_TOUCH_SHIFT;
 
 /// What an event will touch of its node first, for prefetching: a layer's state, or only
 /// the few fields of HyParView's that passing a shuffle walk on reads, or HyParView's state
-/// and its whole passive view (its periodic timers: the shuffle samples it, the cleanup and
-/// the reconnection probe read every entry's record).
+/// and its whole passive view (the passive cleanup and the reconnection probe read every
+/// entry's record), or HyParView's state and the passive view's peers (the shuffle timer
+/// samples them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Touch {
     Layer(Layer),
     ShuffleHop,
     MembershipTimer,
+    ShuffleTimer,
 }
 
 /// The node an event is handled by and what it touches first, packed for [`Entry::hint`]
@@ -411,6 +416,7 @@ fn hint(node: NodeIndex, touch: Touch) -> u32 {
         Touch::Layer(layer) => layer as u32,
         Touch::ShuffleHop => 3,
         Touch::MembershipTimer => 4,
+        Touch::ShuffleTimer => 5,
     };
     node | code << HINT_TOUCH_SHIFT
 }
@@ -442,7 +448,8 @@ pub(super) fn decode_hint(hint: u32) -> (NodeIndex, Touch) {
         1 => Touch::Layer(Layer::Plumtree),
         2 => Touch::Layer(Layer::Registry),
         3 => Touch::ShuffleHop,
-        _ => Touch::MembershipTimer,
+        4 => Touch::MembershipTimer,
+        _ => Touch::ShuffleTimer,
     };
     (hint & ((1 << HINT_TOUCH_SHIFT) - 1), touch)
 }

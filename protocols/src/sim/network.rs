@@ -463,7 +463,9 @@ impl Network {
             let node = self.nodes.as_ptr().wrapping_add(n as usize).cast::<u8>();
             let (offset, len) = match touch {
                 Touch::Layer(layer) => Node::<NodeIndex>::hot_range(layer),
-                Touch::MembershipTimer => Node::<NodeIndex>::hot_range(Layer::Hyparview),
+                Touch::MembershipTimer | Touch::ShuffleTimer => {
+                    Node::<NodeIndex>::hot_range(Layer::Hyparview)
+                }
                 Touch::ShuffleHop => Node::<NodeIndex>::shuffle_hop_range(),
             };
             prefetch::range(node.wrapping_add(offset), len);
@@ -481,6 +483,11 @@ impl Network {
                     Touch::MembershipTimer => {
                         prefetch::lines(node.heap(Layer::Hyparview));
                         prefetch::ranges(node.shuffle_end_ranges());
+                    }
+                    Touch::ShuffleTimer => {
+                        prefetch::lines(node.heap(Layer::Hyparview));
+                        let (peers, bytes) = node.shuffle_sample_range();
+                        prefetch::range(peers, bytes);
                     }
                     Touch::Layer(layer) => prefetch::lines(node.heap(layer)),
                 }
