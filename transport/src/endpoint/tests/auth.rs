@@ -53,13 +53,20 @@ fn refusing_parts() -> Parts {
 
 #[test]
 fn a_refused_tls_key_fails_even_when_verify_peer_was_switched_off() {
+    // The side that is refused learns of it from the close, or — when the close reaches it
+    // before it can read it, seen under heavy CPU load — from its own authentication
+    // deadline. At the default 10 s that deadline, counted from the connection's creation,
+    // raced the 10 s wait below (counted from later): 2 of 60 runs timed out with six busy
+    // loops on the two cores. 2 s keeps either way well inside the wait.
+    let settings =
+        EndpointSettings { auth_handshake_timeout_ms: 2_000, ..EndpointSettings::default() };
     for refusing_side in [0, 1] {
         let nodes = (0..2)
             .map(|index| {
                 let parts =
                     if index == refusing_side { refusing_parts() } else { Parts::default() };
                 let node = ["a@host", "b@host"][index];
-                endpoint_with(node, 1001 + index as u16, EndpointSettings::default(), 1, parts)
+                endpoint_with(node, 1001 + index as u16, settings.clone(), 1, parts)
             })
             .collect();
         let mut net = Net::new(nodes);
