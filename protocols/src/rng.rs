@@ -94,6 +94,18 @@ impl Rng {
         }
     }
 
+    /// The item [`Rng::choose`] would pick from a slice of what `items` yields, with the same
+    /// draw, without collecting them: counts a clone of the iterator, draws the index, walks
+    /// to it. For hot paths that pick among a filtered view (every hop of a random walk).
+    pub fn choose_from<I: Iterator + Clone>(&mut self, items: I) -> Option<I::Item> {
+        let count = items.clone().count();
+        if count == 0 {
+            return None;
+        }
+        let pick = self.index(count);
+        items.into_iter().nth(pick)
+    }
+
     /// Fisher-Yates shuffle in place.
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
@@ -127,6 +139,20 @@ fn splitmix64(state: &mut u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn choose_from_picks_what_choose_picks_with_the_same_draws() {
+        let items: Vec<u32> = (0..23).collect();
+        let (mut a, mut b) = (Rng::from_seed(5), Rng::from_seed(5));
+        for round in 0..500u32 {
+            let keep = |x: &&u32| **x % 3 != round % 3;
+            let listed: Vec<&u32> = items.iter().filter(keep).collect();
+            assert_eq!(a.choose_from(items.iter().filter(keep)), b.choose(&listed).copied());
+        }
+        // Nothing to pick: no draw either.
+        assert_eq!(a.choose_from(std::iter::empty::<u32>()), None);
+        assert_eq!(a.next_u64(), b.next_u64());
+    }
 
     #[test]
     fn same_seed_same_sequence() {

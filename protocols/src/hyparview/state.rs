@@ -412,22 +412,16 @@ impl<P: PeerId> State<P> {
         if ttl == self.config.prwl && !self.active.contains(&peer) {
             self.passive.insert(peer.clone(), now_ms, &[], &mut self.rng);
         }
-        // A uniform pick among the active peers other than `from` and `peer`, drawn as
-        // `Rng::choose` over that list would, without building the list (as in `on_shuffle`).
-        let candidate = |p: &&P| **p != from && **p != peer;
-        let count = self.active.iter().filter(candidate).count();
-        if count == 0 {
+        // A uniform pick among the active peers other than `from` and `peer`.
+        let others = self.active.iter().filter(|p| **p != from && **p != peer);
+        match self.rng.choose_from(others) {
+            Some(next) => out.push(OutEvent::SendMessage {
+                to: next.clone(),
+                message: Message::ForwardJoin { peer, ttl: ttl - 1 },
+            }),
             // Nowhere to walk: the walk ends here.
-            self.request_neighbor(peer, Priority::High, out);
-            return;
+            None => self.request_neighbor(peer, Priority::High, out),
         }
-        let pick = self.rng.index(count);
-        // Invariant: `pick < count`, the number of peers the filter passes.
-        let next = self.active.iter().filter(candidate).nth(pick).expect("pick < count");
-        out.push(OutEvent::SendMessage {
-            to: next.clone(),
-            message: Message::ForwardJoin { peer, ttl: ttl - 1 },
-        });
     }
 
     fn on_neighbor(
@@ -557,15 +551,9 @@ impl<P: PeerId> State<P> {
         let mut peers = peers;
         peers.truncate(self.config.shuffle_length);
         if ttl > 1 && self.active.len() > 1 {
-            // A uniform pick among the active peers other than `from` and `origin`, drawn as
-            // `Rng::choose` over that list would, without building the list (every hop of every
-            // walk passes here).
-            let candidate = |p: &&P| **p != from && **p != origin;
-            let count = self.active.iter().filter(candidate).count();
-            if count > 0 {
-                let pick = self.rng.index(count);
-                // Invariant: `pick < count`, the number of peers the filter passes.
-                let next = self.active.iter().filter(candidate).nth(pick).expect("pick < count");
+            // A uniform pick among the active peers other than `from` and `origin`.
+            let others = self.active.iter().filter(|p| **p != from && **p != origin);
+            if let Some(next) = self.rng.choose_from(others) {
                 out.push(OutEvent::SendMessage {
                     to: next.clone(),
                     message: Message::Shuffle { origin, ttl: ttl - 1, peers },

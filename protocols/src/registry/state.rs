@@ -532,12 +532,7 @@ impl<P: PeerId + Wire> State<P> {
     fn on_anti_entropy(&mut self, now: Now, out: &mut impl Sink<OutEvent<P>>) {
         self.stats.tombstones_collected +=
             self.store.collect_tombstones(now.mono_ms, self.config.tombstone_ttl_ms);
-        // A uniform pick drawn as `Rng::choose` over the neighbours would, without copying
-        // them into a fresh vector on every round.
-        if !self.neighbours.is_empty() {
-            let pick = self.rng.index(self.neighbours.len());
-            // Invariant: `pick < len`.
-            let peer = self.neighbours.iter().nth(pick).expect("pick < len").clone();
+        if let Some(peer) = self.rng.choose_from(self.neighbours.iter()).cloned() {
             self.send_digest(peer, out);
         }
         self.arm_anti_entropy(out);
