@@ -225,10 +225,6 @@ impl Links {
         arrival
     }
 
-    /// Puts `from → to` inline; when the inline places are full, the one used longest ago
-    /// (the earliest horizon) moves to the spill map. The simulator never closes links a GC
-    /// would reap, so a node collects stale directions (16 on average after 50 cycles at
-    /// 20,000 nodes); this keeps the ones in use inline.
     /// Makes room for the links of node `from` (the first message a new node sends). Out of
     /// line: building the 64-byte-aligned default made every caller realign its stack frame,
     /// and `schedule` runs for every message.
@@ -238,6 +234,10 @@ impl Links {
         self.open.resize_with(from as usize + 1, OutLinks::default);
     }
 
+    /// Puts `from → to` inline; when the inline places are full, the one used longest ago
+    /// (the earliest horizon) moves to the spill map. The simulator never closes links a GC
+    /// would reap, so a node collects stale directions (16 on average after 50 cycles at
+    /// 20,000 nodes); this keeps the ones in use inline.
     fn place(&mut self, from: u32, to: u32, horizon_us: u64) {
         let links = &mut self.open[from as usize];
         let len = usize::from(links.len);
