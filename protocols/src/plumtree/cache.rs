@@ -185,13 +185,10 @@ impl<P> MessageCache<P> {
     /// how many were evicted for room.
     pub(super) fn insert(&mut self, id: MessageId, message: CachedMessage<P>) -> usize {
         // An indexed cache hashes the id once, for the presence check and the insert.
-        let mut hash = None;
-        let present = if self.indexed {
-            let h = self.hasher.hash_one(id);
-            hash = Some(h);
-            self.position_hashed(h, &id)
-        } else {
-            self.position(&id)
+        let hash = self.indexed.then(|| self.hasher.hash_one(id));
+        let present = match hash {
+            Some(hash) => self.position_hashed(hash, &id),
+            None => self.position(&id),
         };
         assert!(present.is_none(), "cache insert of an id already cached");
         if let Some((_, newest)) = self.entries.back() {

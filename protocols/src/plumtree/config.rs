@@ -171,7 +171,6 @@ impl Config {
         if !(1..=256).contains(&self.announcers_len_max) {
             return err("announcers_len_max", &self.announcers_len_max, "use a value in 1..=256");
         }
-
         Ok(())
     }
 }
