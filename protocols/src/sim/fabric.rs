@@ -503,3 +503,26 @@ fn local_is_activity(local: &Local) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `hint` packs, `decode_hint` unpacks: every touch, at the node index bounds.
+    #[test]
+    fn hints_round_trip() {
+        let touches = [
+            Touch::Layer(Layer::Hyparview),
+            Touch::Layer(Layer::Plumtree),
+            Touch::Layer(Layer::Registry),
+            Touch::ShuffleHop,
+            Touch::MembershipTimer,
+            Touch::ShuffleTimer,
+        ];
+        for touch in touches {
+            for node in [0, 1, 77_777, (NODES_MAX - 1) as NodeIndex] {
+                assert_eq!(decode_hint(hint(node, touch)), (node, touch));
+            }
+        }
+    }
+}
